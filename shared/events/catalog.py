@@ -1,0 +1,156 @@
+"""Every event type Salesline publishes, declared once.
+
+Rules: names are past tense; fields are only ever added, and only as optional; a breaking
+change is a new ``.vN`` type. ``tests/test_event_schemas.py`` snapshots the JSON schema of
+every type here, so a change to this file shows up in review.
+
+Money is a ``Decimal`` (a string in JSON) with an ISO 4217 currency beside it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.events.base import Event
+
+__all__ = [
+    "AccountClassified",
+    "ContactInfo",
+    "ContractDrafted",
+    "ContractLine",
+    "ContractSigned",
+    "DeliveredItem",
+    "OrderCreated",
+    "OrderDelivered",
+    "SurveySent",
+    "WarrantyRegistered",
+]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class ContactInfo(_Part):
+    name: str
+    email: str | None = None
+    phone: str | None = None
+
+
+class ContractLine(_Part):
+    line_no: int
+    sku: str
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    discount_pct: Decimal = Decimal("0")
+    amount: Decimal
+    warranty_months: int = 0
+
+
+class DeliveredItem(_Part):
+    line_no: int
+    sku: str
+    description: str
+    quantity: Decimal
+    serial_numbers: tuple[str, ...] = ()
+    warranty_months: int = 0
+
+
+# --- leads -------------------------------------------------------------------------------
+
+
+class AccountClassified(Event, type="account.classified.v1"):
+    account_id: str
+    customer_name: str
+    classification: str
+    previous_classification: str | None = None
+    reason: str | None = None
+
+
+# --- contracts ---------------------------------------------------------------------------
+
+
+class ContractDrafted(Event, type="contract.drafted.v1"):
+    contract_id: uuid.UUID
+    contract_number: str
+    customer_id: str
+    customer_name: str
+    owner_id: str
+    currency: str
+    total_amount: Decimal
+
+
+class ContractSigned(Event, type="contract.signed.v1"):
+    """Everything order entry needs, so the orders service never calls back."""
+
+    contract_id: uuid.UUID
+    contract_number: str
+    customer_id: str
+    customer_name: str
+    contact: ContactInfo | None = None
+    owner_id: str
+    region: str | None = None
+    currency: str
+    lines: tuple[ContractLine, ...]
+    subtotal_amount: Decimal
+    discount_pct: Decimal = Decimal("0")
+    total_amount: Decimal
+    payment_terms: str
+    delivery_address: str | None = None
+    requested_delivery_date: str | None = None
+    signed_at: datetime
+
+
+# --- orders ------------------------------------------------------------------------------
+
+
+class OrderCreated(Event, type="order.created.v1"):
+    order_id: uuid.UUID
+    order_number: str
+    contract_id: uuid.UUID | None = None
+    customer_id: str
+    customer_name: str
+    owner_id: str
+    currency: str
+    total_amount: Decimal
+
+
+class OrderDelivered(Event, type="order.delivered.v1"):
+    """Everything after-sales needs: who to survey and what warranty to register."""
+
+    order_id: uuid.UUID
+    order_number: str
+    contract_id: uuid.UUID | None = None
+    customer_id: str
+    customer_name: str
+    contact: ContactInfo | None = None
+    owner_id: str
+    items: tuple[DeliveredItem, ...]
+    delivered_at: datetime
+
+
+# --- service desk ------------------------------------------------------------------------
+
+
+class SurveySent(Event, type="survey.sent.v1"):
+    survey_id: uuid.UUID
+    trigger: str  # "order.delivered" or "ticket.resolved"
+    order_id: uuid.UUID | None = None
+    ticket_id: uuid.UUID | None = None
+    customer_id: str
+    contact: ContactInfo | None = None
+
+
+class WarrantyRegistered(Event, type="warranty.registered.v1"):
+    warranty_id: uuid.UUID
+    order_id: uuid.UUID
+    customer_id: str
+    sku: str
+    serial_number: str | None = None
+    starts_at: datetime
+    ends_at: datetime
