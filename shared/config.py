@@ -39,14 +39,16 @@ class ServiceSettings(BaseSettings):
     # Prefixes every queue name, so parallel test runs never share queues.
     queue_prefix: str = ""
     consumer_prefetch: int = 256
+    # A consumer commits every message already waiting (up to this many) in one transaction.
     consumer_batch_size: int = 128
-    consumer_batch_wait_ms: float = 2.0
     retry_delays_ms: list[int] = Field(default_factory=lambda: [10_000, 60_000, 600_000])
     delivery_limit: int = 5
 
     relay_batch_size: int = 500
     relay_lease_seconds: float = 30.0
     relay_poll_seconds: float = 1.0
+    # Sent outbox rows are kept this long for ops inspection, then deleted.
+    outbox_retention_hours: float = 24.0
     timer_poll_seconds: float = 1.0
     timer_batch_size: int = 50
 

@@ -14,4 +14,4 @@ class EventContext:
     request_id: str | None = None
 
 
-current_context: ContextVar[EventContext] = ContextVar("salesline_event_context", default=EventContext())
+current_context: ContextVar[EventContext] = ContextVar("salesline_event_context", default=EventContext())  # noqa: B039 - frozen, so immutable

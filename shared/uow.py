@@ -8,6 +8,8 @@ RabbitMQ.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Self
 
 from sqlalchemy import insert
@@ -28,6 +30,8 @@ class UnitOfWork:
         self._aggregates: list[Aggregate] = []
         self._envelopes: list[CloudEvent] = []
         self.committed = False
+        # The envelope a consumer is handling, if any (set by the consumer runner).
+        self.message: CloudEvent | None = None
 
     @property
     def connection(self) -> AsyncConnection:
@@ -91,6 +95,23 @@ class UnitOfWork:
 
     async def execute(self, statement: Any, params: Any = None):
         return await self.connection.execute(statement, params)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction: on error, its writes and the events emitted inside it are undone."""
+        self.collect_events()
+        mark = len(self._envelopes)
+        nested = await self.connection.begin_nested()
+        try:
+            yield
+            self.collect_events()
+        except BaseException:
+            await nested.rollback()
+            del self._envelopes[mark:]
+            for aggregate in self._aggregates:
+                aggregate.take_events()
+            raise
+        await nested.commit()
 
     async def flush_outbox(self) -> None:
         self.collect_events()

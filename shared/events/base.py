@@ -29,7 +29,7 @@ class Event(BaseModel):
 
     event_type: ClassVar[str]
 
-    def __init_subclass__(cls, *, type: str | None = None, **kwargs: Any) -> None:  # noqa: A002
+    def __init_subclass__(cls, *, type: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if type is None:
             raise TypeError(f"{cls.__name__} must declare its event type: class X(Event, type='a.b.v1')")

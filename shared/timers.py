@@ -1,0 +1,114 @@
+"""Durable timers: deadlines as rows with a due time, so they survive restarts.
+
+Schedule one inside a unit of work (it commits with the state change that needs it)::
+
+    await schedule_timer(uow, "survey.reminder", key=str(survey.id), due_at=..., payload={...})
+
+The poller claims due rows with ``FOR UPDATE SKIP LOCKED`` and runs each one's handler in
+the same transaction that marks it fired, so a timer has its effect once across replicas
+and restarts: a worker killed mid-way rolls back and the timer fires after restart. A
+handler that raises is rescheduled with back-off and its error recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy import delete, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from shared.config import ServiceSettings
+from shared.uow import UnitOfWork
+
+log = logging.getLogger("salesline.timers")
+
+FIRED = Counter("salesline_timers_fired_total", "Timers fired", ["service", "kind"])
+
+TimerHandler = Callable[[dict[str, Any], UnitOfWork], Awaitable[None]]
+
+
+async def schedule_timer(
+    uow: UnitOfWork, kind: str, *, key: str, due_at: datetime, payload: dict[str, Any] | None = None
+) -> None:
+    """Create or move the ``(kind, key)`` timer. Moving a fired timer re-arms it."""
+    timers = uow.tables.timers
+    stmt = pg_insert(timers).values(kind=kind, key=key, due_at=due_at, payload=payload or {})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[timers.c.kind, timers.c.key],
+        set_={"due_at": stmt.excluded.due_at, "payload": stmt.excluded.payload, "fired_at": None, "attempts": 0},
+    )
+    await uow.execute(stmt)
+
+
+async def cancel_timer(uow: UnitOfWork, kind: str, *, key: str) -> None:
+    timers = uow.tables.timers
+    await uow.execute(delete(timers).where(timers.c.kind == kind, timers.c.key == key, timers.c.fired_at.is_(None)))
+
+
+class TimerPoller:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        handlers: Mapping[str, TimerHandler],
+        uow_factory: Callable[[], UnitOfWork],
+    ) -> None:
+        self.settings = settings
+        self.handlers = dict(handlers)
+        self.uow_factory = uow_factory
+        schema = settings.schema
+        self._claim_sql = text(
+            f"""SELECT id, kind, key, payload FROM "{schema}".timers
+                WHERE fired_at IS NULL AND due_at <= now() AND kind = ANY(:kinds)
+                ORDER BY due_at LIMIT :limit FOR UPDATE SKIP LOCKED"""
+        )
+        self._fired_sql = text(f'UPDATE "{schema}".timers SET fired_at = now() WHERE id = :id')
+        self._backoff_sql = text(
+            f"""UPDATE "{schema}".timers SET attempts = attempts + 1, last_error = :error,
+                due_at = now() + make_interval(secs => least(3600, power(2, least(attempts, 12))))
+                WHERE id = :id"""
+        )
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        if not self.handlers:
+            return
+        while not stopping.is_set():
+            try:
+                fired = await self.fire_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("timer poll failed")
+                fired = 0
+            if fired < self.settings.timer_batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), timeout=self.settings.timer_poll_seconds)
+
+    async def fire_due(self) -> int:
+        """Fire one batch of due timers; returns how many were claimed."""
+        failed: list[tuple[int, str]] = []
+        uow = self.uow_factory()
+        async with uow:
+            rows = (
+                await uow.execute(
+                    self._claim_sql, {"kinds": list(self.handlers), "limit": self.settings.timer_batch_size}
+                )
+            ).all()
+            for row in rows:
+                try:
+                    async with uow.savepoint():
+                        await self.handlers[row.kind](dict(row.payload, _key=row.key), uow)
+                        await uow.execute(self._fired_sql, {"id": row.id})
+                    FIRED.labels(self.settings.service_name, row.kind).inc()
+                except Exception as exc:  # noqa: BLE001 - recorded on the row and retried
+                    log.warning("timer %s/%s failed: %s", row.kind, row.key, exc)
+                    failed.append((row.id, f"{type(exc).__name__}: {str(exc)[:500]}"))
+            for timer_id, error in failed:
+                await uow.execute(self._backoff_sql, {"id": timer_id, "error": error})
+            await uow.commit()
+        return len(rows)
