@@ -18,6 +18,13 @@ class DomainError(Exception):
     title = "Domain rule violated"
 
 
+class NotFound(DomainError):
+    """Also what another owner's object looks like (never a 403 that confirms it exists)."""
+
+    status = 404
+    title = "Not found"
+
+
 class InvalidTransition(DomainError):
     status = 409
     title = "Invalid state transition"

@@ -1,0 +1,102 @@
+"""The contracts schema: tables and the repository (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, Integer, Numeric, Sequence, String, Table, Text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from services.contracts.domain import Contract, ContractLine, ContractStatus
+from shared.db import service_metadata, utc_timestamp
+from shared.events import ContactInfo
+from shared.repository import Repository, json_codec
+
+metadata, platform_tables = service_metadata("contracts")
+
+contract_number_seq = Sequence("contract_number_seq", metadata=metadata)
+
+contracts = Table(
+    "contracts",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("number", Text, nullable=False, unique=True),
+    Column("status", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("customer_name", Text, nullable=False),
+    Column("contact", JSONB),
+    Column("owner_id", Text, nullable=False),
+    Column("region", Text),
+    Column("currency", String(3), nullable=False),
+    Column("lines", JSONB, nullable=False),
+    Column("discount_pct", Numeric(5, 2), nullable=False),
+    Column("subtotal_amount", Numeric(18, 2), nullable=False),
+    Column("total_amount", Numeric(18, 2), nullable=False),
+    Column("payment_terms", Text, nullable=False),
+    Column("delivery_address", Text),
+    Column("requested_delivery_date", Text),
+    utc_timestamp("created_at", nullable=False),
+    utc_timestamp("signed_at"),
+    Index("ix_contracts_created_at_id", "created_at", "id"),
+    Index("ix_contracts_owner_id_created_at_id", "owner_id", "created_at", "id"),
+    Index("ix_contracts_customer_id", "customer_id"),
+)
+
+LINES = json_codec(list[ContractLine])
+CONTACT = json_codec(ContactInfo | None)
+
+
+class ContractRepository(Repository[Contract]):
+    table = contracts
+    noun = "contract"
+
+    async def next_number(self, now: datetime) -> str:
+        # A sequence never hands out a number twice, even under concurrency; gaps are fine.
+        value = await self.uow.connection.scalar(contract_number_seq.next_value())
+        return f"HT-{now.year}-{value:06d}"
+
+    def to_row(self, contract: Contract) -> dict[str, Any]:
+        return {
+            "id": contract.id,
+            "number": contract.number,
+            "status": contract.status.value,
+            "version": contract.version,
+            "customer_id": contract.customer_id,
+            "customer_name": contract.customer_name,
+            "contact": CONTACT.dump_python(contract.contact, mode="json"),
+            "owner_id": contract.owner_id,
+            "region": contract.region,
+            "currency": contract.currency,
+            "lines": LINES.dump_python(contract.lines, mode="json"),
+            "discount_pct": contract.discount_pct,
+            "subtotal_amount": contract.subtotal_amount,
+            "total_amount": contract.total_amount,
+            "payment_terms": contract.payment_terms,
+            "delivery_address": contract.delivery_address,
+            "requested_delivery_date": contract.requested_delivery_date,
+            "created_at": contract.created_at,
+            "signed_at": contract.signed_at,
+        }
+
+    def from_row(self, row: Any) -> Contract:
+        return Contract(
+            id=row.id,
+            number=row.number,
+            status=ContractStatus(row.status),
+            version=row.version,
+            customer_id=row.customer_id,
+            customer_name=row.customer_name,
+            contact=CONTACT.validate_python(row.contact),
+            owner_id=row.owner_id,
+            region=row.region,
+            currency=row.currency,
+            lines=LINES.validate_python(row.lines),
+            discount_pct=row.discount_pct,
+            payment_terms=row.payment_terms,
+            delivery_address=row.delivery_address,
+            requested_delivery_date=row.requested_delivery_date,
+            created_at=row.created_at,
+            signed_at=row.signed_at,
+        )

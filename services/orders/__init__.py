@@ -1,0 +1,1 @@
+"""Orders: order entry (automatic from signed contracts), approval, fulfilment, delivery, payment."""

@@ -1,0 +1,1 @@
+"""Service desk: after-sales tickets with SLAs, warranty and repair, knowledge base, surveys."""

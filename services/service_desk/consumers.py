@@ -1,0 +1,40 @@
+"""What the service desk does with other services' events, and its timers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.service_desk.config import get_settings
+from services.service_desk.db import SurveyRepository
+from services.service_desk.domain import Survey
+from shared.events import OrderDelivered
+from shared.inbox import Subscription
+from shared.timers import schedule_timer
+from shared.uow import UnitOfWork
+
+SURVEY_REMINDER = "survey.reminder"
+
+
+async def on_order_delivered(event: OrderDelivered, uow: UnitOfWork) -> None:
+    """A delivery sends exactly one satisfaction survey, and arms its reminder."""
+    surveys = SurveyRepository(uow)
+    if await surveys.exists_for_order(event.order_id):
+        return
+    now = datetime.now(UTC)
+    survey = Survey.for_delivery(event, survey_id=uuid.uuid4(), now=now)
+    await surveys.add(survey)
+    due_at = now + timedelta(seconds=get_settings().survey_reminder_after_seconds)
+    await schedule_timer(uow, SURVEY_REMINDER, key=str(survey.id), due_at=due_at)
+
+
+async def remind_survey(payload: dict[str, Any], uow: UnitOfWork) -> None:
+    surveys = SurveyRepository(uow)
+    survey = await surveys.get(uuid.UUID(payload["_key"]), None, for_update=True)
+    if survey is not None and survey.remind(datetime.now(UTC)):
+        await surveys.save(survey)
+
+
+SUBSCRIPTIONS = [Subscription("service_desk.order_delivered", on_order_delivered, events=(OrderDelivered,))]
+TIMERS = {SURVEY_REMINDER: remind_survey}

@@ -1,0 +1,1 @@
+"""Webhooks: ERP subscriptions with signed, retried, replayable deliveries and an event history."""

@@ -1,0 +1,108 @@
+"""What every service's ``main.py`` and ``worker.py`` build on: the engine, the unit of work
+factory, the API lifespan and the worker process (consumers, outbox relay, timers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.config import ServiceSettings
+from shared.db import PlatformTables, create_engine
+from shared.inbox import ConsumerRunner, Subscription
+from shared.outbox import OutboxRelay
+from shared.timers import TimerHandler, TimerPoller
+from shared.uow import UnitOfWork
+
+log = logging.getLogger("salesline.worker")
+
+
+@dataclass
+class Runtime:
+    settings: ServiceSettings
+    engine: AsyncEngine
+    tables: PlatformTables
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.engine, self.tables, self.settings.source)
+
+
+def api_lifespan(settings: ServiceSettings, tables: PlatformTables):
+    """The FastAPI lifespan: one engine per process, kept on ``app.state``."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.tables = tables
+        app.state.runtime = Runtime(settings, engine, tables)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    return lifespan
+
+
+def get_uow(request: Request) -> UnitOfWork:
+    """FastAPI dependency: a fresh (not yet opened) unit of work; the handler opens and commits it."""
+    return request.app.state.runtime.uow()
+
+
+async def run_worker(
+    settings: ServiceSettings,
+    tables: PlatformTables,
+    *,
+    subscriptions: Sequence[Subscription] = (),
+    timers: Mapping[str, TimerHandler] | None = None,
+    stopping: asyncio.Event | None = None,
+) -> None:
+    """Run the consumers, the outbox relay and the timer poller until ``stopping`` is set."""
+    stopping = stopping or asyncio.Event()
+    runtime = Runtime(settings, create_engine(settings), tables)
+    components = [
+        OutboxRelay(settings, runtime.engine, tables).run(stopping),
+        ConsumerRunner(settings, subscriptions, runtime.uow).run(stopping),
+        TimerPoller(settings, timers or {}, runtime.uow).run(stopping),
+    ]
+    try:
+        await asyncio.gather(*components)
+    finally:
+        await runtime.engine.dispose()
+
+
+def worker_main(
+    settings: ServiceSettings,
+    tables: PlatformTables,
+    *,
+    subscriptions: Sequence[Subscription] = (),
+    timers: Mapping[str, TimerHandler] | None = None,
+) -> None:
+    """Entry point of ``python -m services.<name>.worker``: stops cleanly on SIGTERM/SIGINT."""
+    logging.basicConfig(
+        level=settings.log_level,
+        format=f"%(asctime)s %(levelname)s {settings.service_name}-worker %(name)s: %(message)s",
+    )
+
+    async def main() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        log.info("worker starting: %d consumers, timers %s", len(subscriptions), sorted(timers or {}))
+        await run_worker(settings, tables, subscriptions=subscriptions, timers=timers, stopping=stopping)
+        log.info("worker stopped")
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
