@@ -25,6 +25,13 @@ class NotFound(DomainError):
     title = "Not found"
 
 
+class PreconditionFailed(DomainError):
+    """The client's ``If-Match`` version, or the version a change was based on, is stale."""
+
+    status = 412
+    title = "Precondition failed"
+
+
 class InvalidTransition(DomainError):
     status = 409
     title = "Invalid state transition"

@@ -15,9 +15,8 @@ from pydantic import TypeAdapter
 from sqlalchemy import ColumnElement, Table, select, update
 
 from shared.auth import Principal
-from shared.concurrency import PreconditionFailed
-from shared.domain import Aggregate, NotFound
-from shared.pagination import keyset_page
+from shared.domain import Aggregate, NotFound, PreconditionFailed
+from shared.pagination import PageParams, fetch_page
 from shared.scope import owner_filter
 from shared.uow import UnitOfWork
 
@@ -99,9 +98,8 @@ class Repository(Generic[A]):
     async def list(
         self,
         principal: Principal | None,
+        page: PageParams,
         *,
-        limit: int,
-        cursor: str | None,
         filters: dict[str, Any] | None = None,
     ) -> tuple[list[A], str | None]:
         """Newest first would reorder pages under inserts; the stable order is (created_at, id)."""
@@ -109,7 +107,7 @@ class Repository(Generic[A]):
         for column, value in (filters or {}).items():
             if value is not None:
                 query = query.where(self.table.c[column] == value)
-        rows, next_cursor = await keyset_page(
-            self.uow.connection, query, (self.table.c.created_at, self.table.c.id), limit=limit, cursor=cursor
+        rows, next_cursor = await fetch_page(
+            self.uow.connection, query, (self.table.c.created_at, self.table.c.id), page
         )
         return [self.from_row(row) for row in rows], next_cursor

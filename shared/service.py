@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.concurrency import if_match_version
 from shared.config import ServiceSettings
 from shared.db import PlatformTables, create_engine
 from shared.inbox import ConsumerRunner, Subscription
@@ -54,6 +55,17 @@ def api_lifespan(settings: ServiceSettings, tables: PlatformTables):
 def get_uow(request: Request) -> UnitOfWork:
     """FastAPI dependency: a fresh (not yet opened) unit of work; the handler opens and commits it."""
     return request.app.state.runtime.uow()
+
+
+def expected_version(request: Request) -> int | None:
+    """The aggregate version the client claims in ``If-Match`` (None when absent or ``*``).
+
+    A tag that is not one of our versions can never match: it becomes -1, hence a 412.
+    """
+    value = if_match_version(request)
+    if value is None:
+        return None
+    return int(value) if value.isdigit() and len(value) < 10 else -1
 
 
 async def run_worker(

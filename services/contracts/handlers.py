@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from shared.auth import Principal
-
 from services.contracts.db import ContractRepository
 from services.contracts.domain import Contract, ContractLine
+from shared.auth import Principal
 from shared.events import ContactInfo
+from shared.pagination import PageParams
 from shared.uow import UnitOfWork
 
 
@@ -58,3 +58,10 @@ async def sign_contract_shortcut(
         await contracts.save(contract)
         await uow.commit()
     return contract
+
+
+async def list_contracts(
+    principal: Principal, uow: UnitOfWork, page: PageParams, *, customer_id: str | None = None
+) -> tuple[list[Contract], str | None]:
+    async with uow:
+        return await ContractRepository(uow).list(principal, page, filters={"customer_id": customer_id})

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from shared.auth import Principal
-
 from services.orders.db import OrderRepository
 from services.orders.domain import Order
+from shared.auth import Principal
+from shared.pagination import PageParams
 from shared.uow import UnitOfWork
 
 
@@ -33,3 +33,10 @@ async def deliver_order_shortcut(
         await orders.save(order)
         await uow.commit()
     return order
+
+
+async def list_orders(
+    principal: Principal, uow: UnitOfWork, page: PageParams, *, contract_id: uuid.UUID | None = None
+) -> tuple[list[Order], str | None]:
+    async with uow:
+        return await OrderRepository(uow).list(principal, page, filters={"contract_id": contract_id})

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from shared.auth import Principal
 from sqlalchemy import Column, ColumnElement, Index, Integer, Table, Text, select, true
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from services.service_desk.domain import Survey, SurveyStatus
+from shared.auth import Principal
 from shared.db import service_metadata, utc_timestamp
 from shared.events import ContactInfo
 from shared.repository import Repository, json_codec

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from shared.pagination import keyset_page
 from sqlalchemy import Column, Index, Table, Text, select
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.db import service_metadata, utc_timestamp
 from shared.events import CloudEvent
+from shared.pagination import PageParams, fetch_page
 from shared.uow import UnitOfWork
 
 metadata, platform_tables = service_metadata("webhooks")
@@ -44,12 +44,8 @@ async def record_event(uow: UnitOfWork, envelope: CloudEvent) -> None:
     )
 
 
-async def list_events(
-    uow: UnitOfWork, *, limit: int, cursor: str | None, event_type: str | None = None
-) -> tuple[list, str | None]:
+async def list_events(uow: UnitOfWork, page: PageParams, *, event_type: str | None = None) -> tuple[list, str | None]:
     query = select(event_history)
     if event_type is not None:
         query = query.where(event_history.c.type == event_type)
-    return await keyset_page(
-        uow.connection, query, (event_history.c.created_at, event_history.c.id), limit=limit, cursor=cursor
-    )
+    return await fetch_page(uow.connection, query, (event_history.c.created_at, event_history.c.id), page)

@@ -1,0 +1,87 @@
+"""Request and response bodies of the contracts API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field
+
+from shared.api import ApiModel, ApiResponse, Currency, Money
+
+Quantity = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=3)]
+Percent = Annotated[Decimal, Field(ge=0, lt=100, max_digits=5, decimal_places=2)]
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ContactIn(ApiModel):
+    name: Text
+    email: Annotated[str, Field(max_length=254)] | None = None
+    phone: Annotated[str, Field(max_length=40)] | None = None
+
+
+class ContractLineIn(ApiModel):
+    sku: Annotated[str, Field(min_length=1, max_length=64)]
+    description: Annotated[str, Field(min_length=1, max_length=500)]
+    quantity: Quantity
+    unit_price: Money
+    discount_pct: Percent = Decimal(0)
+    warranty_months: Annotated[int, Field(ge=0, le=240)] = 0
+
+
+class ContractCreate(ApiModel):
+    """SHORTCUT (platform issue): the minimal fields; the contracts issue drafts from quotes."""
+
+    customer_id: Annotated[str, Field(min_length=1, max_length=64)]
+    customer_name: Text
+    contact: ContactIn | None = None
+    owner_id: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="Defaults to the caller"
+    )
+    region: Annotated[str, Field(max_length=64)] | None = None
+    currency: Currency
+    lines: Annotated[list[ContractLineIn], Field(min_length=1, max_length=500)]
+    discount_pct: Percent = Decimal(0)
+    payment_terms: Annotated[str, Field(min_length=1, max_length=200)] = "net 30"
+    delivery_address: Annotated[str, Field(max_length=500)] | None = None
+    requested_delivery_date: Annotated[str, Field(max_length=32)] | None = None
+
+
+class ContractLineRead(ApiResponse):
+    sku: str
+    description: str
+    quantity: Decimal
+    unit_price: Money
+    discount_pct: Decimal
+    amount: Money
+    warranty_months: int
+
+
+class ContactRead(ApiResponse):
+    name: str
+    email: str | None = None
+    phone: str | None = None
+
+
+class ContractRead(ApiResponse):
+    id: uuid.UUID
+    number: str
+    status: str
+    version: int
+    customer_id: str
+    customer_name: str
+    contact: ContactRead | None
+    owner_id: str
+    region: str | None
+    currency: str
+    lines: list[ContractLineRead]
+    discount_pct: Decimal
+    subtotal_amount: Money
+    total_amount: Money
+    payment_terms: str
+    delivery_address: str | None
+    requested_delivery_date: str | None
+    created_at: datetime
+    signed_at: datetime | None

@@ -1,0 +1,22 @@
+"""The contracts API process: ``uvicorn --factory services.contracts.main:create_app``."""
+
+from fastapi import FastAPI
+from shared.http import create_service_app
+
+from services.contracts.api.router import router
+from services.contracts.config import ContractsSettings, get_settings
+from services.contracts.db import platform_tables
+from shared.service import api_lifespan
+
+
+def create_app(settings: ContractsSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    return create_service_app(
+        settings,
+        title="Salesline contracts",
+        description="Drafting, legal review, approval by discount authority, e-signature and archive. "
+        "A signed contract enters the order automatically (`contract.signed`).",
+        version="0.1.0",
+        routers=[router],
+        lifespan=api_lifespan(settings, platform_tables),
+    )
