@@ -120,9 +120,13 @@ async def run_connected(
             connection = await connect(settings, name=name)
             log.info("%s connected to the broker", name)
             backoff = 0.2
+            # `connection.closed()` only resolves on a close we asked for; a broker that goes
+            # away is reported through the close callbacks.
+            lost = asyncio.Event()
+            connection.close_callbacks.add(lambda *_, lost=lost: lost.set())
             session_task = asyncio.ensure_future(session(connection))
             stop_task = asyncio.ensure_future(stopping.wait())
-            closed_task = asyncio.ensure_future(connection.closed())
+            closed_task = asyncio.ensure_future(lost.wait())
             done, _ = await asyncio.wait({session_task, stop_task, closed_task}, return_when=asyncio.FIRST_COMPLETED)
             for task in (session_task, stop_task, closed_task):
                 if task not in done:

@@ -56,7 +56,7 @@ class OutboxRelay:
                 ORDER BY available_at, id
                 LIMIT :limit
                 FOR UPDATE SKIP LOCKED)
-            RETURNING id, event_id, event_type, envelope
+            RETURNING id, event_id, event_type, envelope, attempts
             """
         )
         self._mark_sent_sql = text(f"UPDATE {table} SET sent_at = now() WHERE id = ANY(:ids)")
@@ -117,10 +117,13 @@ class OutboxRelay:
         )
         sent: list[int] = []
         unroutable: list[int] = []
+        first_unroutable: list[str] = []
         broker_error: BaseException | None = None
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, PublishError):
                 unroutable.append(row.id)
+                if row.attempts == 0:
+                    first_unroutable.append(row.event_type)
             elif isinstance(result, BaseException):
                 broker_error = broker_error or result
             else:
@@ -134,7 +137,11 @@ class OutboxRelay:
             PUBLISHED.labels(self.settings.service_name).inc(len(sent))
         if unroutable:
             UNROUTABLE.labels(self.settings.service_name).inc(len(unroutable))
-            log.warning("%d outbox rows were unroutable; retrying them with back-off", len(unroutable))
+            if first_unroutable:
+                log.warning(
+                    "no queue is bound for %s yet; retrying with back-off until one is",
+                    ", ".join(sorted(set(first_unroutable))),
+                )
         if broker_error is not None:
             # Rows without a confirm are reclaimed when their lease ends (perhaps published twice).
             raise broker_error

@@ -15,6 +15,7 @@ from tests.helpers import count, sign_contracts
 
 async def test_signed_contracts_become_exactly_one_order_each(system: System, clean_db: asyncpg.Connection) -> None:
     await system.start_worker("orders")
+    await system.start_worker("webhooks")  # binds every event type: nothing is unroutable
     await system.start_worker("contracts")
     contract_ids = await sign_contracts(20)
 
@@ -28,6 +29,7 @@ async def test_signed_contracts_become_exactly_one_order_each(system: System, cl
     )
     # The relay marked every contracts outbox row sent, after its confirm.
     await wait_until(lambda: _all_sent(clean_db, "contracts"), what="contracts outbox drained")
+    assert await count(clean_db, "SELECT count(*) FROM webhooks.event_history WHERE type LIKE 'contract.%'") == 40
 
 
 async def _all_sent(db: asyncpg.Connection, schema: str) -> bool:
