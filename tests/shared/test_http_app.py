@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -12,7 +13,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from shared.http import RequestContextFilter, docs_static_dir
+from shared.context import EventContext, current_context
+from shared.http import JsonLogFormatter, RequestContextFilter, docs_static_dir
 from tests.shared.conftest import (
     UNREACHABLE_AMQP_URL,
     HttpSchema,
@@ -267,3 +269,22 @@ async def test_body_over_the_limit_is_413_problem(http_schema: HttpSchema) -> No
     assert response.headers["content-type"] == PROBLEM
     assert response.headers["x-request-id"]
     assert response.json()["type"] == "https://salesline.dev/problems/content-too-large"
+
+
+def test_json_log_lines_carry_the_request_context() -> None:
+    formatter = JsonLogFormatter("orders")
+    context_filter = RequestContextFilter()
+    record = logging.LogRecord("salesline.x", logging.WARNING, __file__, 1, "approved %s", ("SO-1",), None)
+    token = current_context.set(EventContext(correlation_id="corr-1", request_id="req-1"))
+    try:
+        assert context_filter.filter(record)
+    finally:
+        current_context.reset(token)
+    line = json.loads(formatter.format(record))
+    assert line["message"] == "approved SO-1"
+    assert (line["service"], line["request_id"], line["correlation_id"]) == ("orders", "req-1", "corr-1")
+    assert line["level"] == "WARNING" and line["time"].endswith("+00:00")
+
+    outside = logging.LogRecord("salesline.x", logging.INFO, __file__, 1, "idle", (), None)
+    context_filter.filter(outside)
+    assert json.loads(formatter.format(outside))["request_id"] == "-"
