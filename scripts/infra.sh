@@ -9,6 +9,8 @@
 #   scripts/infra.sh env              `export` lines for the services/tests (eval "$(... env)")
 #   scripts/infra.sh exec CMD...      run CMD with that environment
 #   scripts/infra.sh psql [ARGS...]   psql as the superuser on the instance
+#   scripts/infra.sh rabbitmqctl|rabbitmq-diagnostics|rabbitmq-queues|rabbitmq-plugins ARGS...
+#                                     the broker's CLI with this instance's node, cookie and epmd
 #   scripts/infra.sh clean            stop and delete the instance's databases and queues
 #
 # Inputs (environment):
@@ -563,6 +565,18 @@ exec)
     (($#)) || die "usage: infra.sh exec COMMAND [ARGS...]"
     eval "$(cmd_env)"
     exec "$@"
+    ;;
+rabbitmqctl | rabbitmq-diagnostics | rabbitmq-queues | rabbitmq-plugins)
+    # The raw /usr/sbin tools would target the system node and start a system epmd on 0.0.0.0:4369.
+    layout
+    RMQ_BIN=$(rmq_bindir)
+    rmq_env
+    rc=0
+    CLI_TIMEOUT=300 rmq_cli "$cmd" -n "$NODENAME" "$@" || rc=$?
+    # Talking to a stopped broker starts an epmd: do not leave it behind.
+    # shellcheck disable=SC2046
+    [[ -n "$(rmq_pids)" ]] || WAIT_S=5 kill_pids $(epmd_pids)
+    exit "$rc"
     ;;
 psql)
     eval "$(cmd_env)"
