@@ -53,6 +53,7 @@ status: ## what runs, for the dev and the test instance
 	@$(TEST_INFRA) $(INFRA) status || true
 
 # pytest exit 5 = no tests collected: a failure unless ALLOW_NO_TESTS=1.
+test: export SALESLINE_TEST_TOOLS := 1
 test: install ## all tests against the test instance's PostgreSQL/RabbitMQ (PYTEST_ARGS=...)
 	$(TEST_INFRA) $(INFRA) start
 	@rc=0; \

@@ -194,6 +194,10 @@ install_packages() {
     local need=()
     [[ -n "$(pg_bindir)" ]] || need+=(postgresql)
     [[ -n "$(rmq_bindir)" ]] || need+=(rabbitmq-server)
+    # The tests check the API docs render offline in a real headless browser.
+    if [[ "${SALESLINE_TEST_TOOLS:-0}" == 1 ]] && ! command -v chromium >/dev/null; then
+        need+=(chromium)
+    fi
     if ((${#need[@]})); then
         # Debian may start its own system-wide servers on install: we leave them alone.
         apt_install "${need[@]}"
