@@ -5,6 +5,8 @@
     python -m shared.migrate revision orders -m "add shipments"   # autogenerate a revision
     python -m shared.migrate check              # fail if any service's models differ from its migrations
 
+    python -m shared.migrate topology           # declare every consumer's queues on the broker
+
 Bootstrap (as the admin role): creates the database if missing, one login role per service
 (``salesline_<service>``) owning one schema of the same name as the service, and nothing
 else: a service's role cannot read another service's schema. Migrations then run as the
@@ -23,6 +25,7 @@ import asyncpg
 from alembic import command
 from alembic.config import Config
 
+from shared import bus
 from shared.config import ServiceSettings
 from shared.db import asyncpg_dsn
 
@@ -67,6 +70,30 @@ async def bootstrap(services: tuple[str, ...] = SERVICES) -> None:
         await conn.close()
 
 
+async def declare_topology(services: tuple[str, ...] = SERVICES) -> None:
+    """Declare the exchange and every consumer's queues before anything publishes.
+
+    ``mandatory`` only tells a publisher that *no* queue took an event; a consumer whose queue
+    did not exist yet would silently miss it while another consumer's queue got it. Declaring
+    all queues at deploy time, before any service runs, closes that gap (workers re-declare
+    the same topology at every connect).
+    """
+    connection = None
+    for service in services:
+        settings = service_settings(service)
+        consumers = importlib.import_module(f"services.{service}.consumers")
+        if connection is None:
+            connection = await bus.connect(settings, name="migrate")
+        channel = await connection.channel()
+        for subscription in consumers.SUBSCRIPTIONS:
+            await bus.declare_consumer_queues(
+                channel, settings, settings.queue_name(subscription.name), subscription.binding_keys
+            )
+        await channel.close()
+    if connection is not None:
+        await connection.close()
+
+
 def alembic_config(service: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(ROOT / "services" / service / "migrations"))
@@ -80,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("upgrade", help="bootstrap and upgrade to head (default)")
     up.add_argument("services", nargs="*", help=f"any of {', '.join(SERVICES)} (default: all)")
     sub.add_parser("bootstrap", help="roles, schemas and database only")
+    sub.add_parser("topology", help="declare the exchange and every consumer's queues")
     rev = sub.add_parser("revision", help="autogenerate a revision for one service")
     rev.add_argument("service", choices=SERVICES)
     rev.add_argument("-m", "--message", required=True)
@@ -96,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             for service in services:
                 command.upgrade(alembic_config(service), "head")
                 print(f"migrated {service}")
+            asyncio.run(declare_topology(services))
+            print("declared the broker topology")
+    elif cmd == "topology":
+        asyncio.run(declare_topology(services))
     elif cmd == "revision":
         command.revision(alembic_config(args.service), message=args.message, autogenerate=True)
     elif cmd == "check":

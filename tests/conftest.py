@@ -39,7 +39,7 @@ os.environ["SALESLINE_RELAY_LEASE_SECONDS"] = "3"
 os.environ.setdefault("SALESLINE_LOG_LEVEL", "WARNING")
 
 from shared.config import ServiceSettings  # noqa: E402
-from shared.migrate import SERVICES  # noqa: E402
+from shared.migrate import SERVICES, declare_topology  # noqa: E402
 
 
 def service_module(service: str, name: str) -> Any:
@@ -117,6 +117,7 @@ async def bus(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     monkeypatch.setenv("SALESLINE_EXCHANGE", f"salesline.test.{tag}")
     monkeypatch.setenv("SALESLINE_QUEUE_PREFIX", f"test.{tag}.")
     clear_settings_caches()
+    await declare_topology()  # as `shared.migrate` does before anything runs
     yield tag
     clear_settings_caches()
     await delete_test_queues(tag)
@@ -127,8 +128,7 @@ async def delete_test_queues(tag: str) -> None:
 
     names = set()
     for service in SERVICES:
-        consumers = service_module(service, "consumers") if service != "contracts" else None
-        for subscription in getattr(consumers, "SUBSCRIPTIONS", []):
+        for subscription in service_module(service, "consumers").SUBSCRIPTIONS:
             names.add(subscription.name)
     names |= {f"extra.{i}" for i in range(4)}
     connection = await aio_pika.connect(os.environ["SALESLINE_AMQP_URL"], timeout=5)
@@ -158,14 +158,14 @@ class System:
     async def start_worker(self, service: str) -> None:
         from shared.service import run_worker
 
-        consumers = service_module(service, "consumers") if service != "contracts" else None
+        consumers = service_module(service, "consumers")
         stopping = asyncio.Event()
         self._stopping[service] = stopping
         self._tasks[service] = asyncio.create_task(
             run_worker(
                 settings_for(service),
                 service_module(service, "db").platform_tables,
-                subscriptions=getattr(consumers, "SUBSCRIPTIONS", []),
+                subscriptions=consumers.SUBSCRIPTIONS,
                 timers=getattr(consumers, "TIMERS", {}),
                 stopping=stopping,
             )
