@@ -1,0 +1,20 @@
+#!/bin/sh
+# The same commands `make run` uses (scripts/run_all.py), picked by the first argument.
+set -eu
+process=${1:?usage: api|worker SERVICE, or migrate}
+case "$process" in
+  api)
+    exec uvicorn --factory "services.${2:?service}.main:create_app" --host 0.0.0.0 --port "${PORT:-8000}" \
+      --workers "${SALESLINE_API_WORKERS:-2}" --proxy-headers
+    ;;
+  worker)
+    exec python -m "services.${2:?service}.worker"
+    ;;
+  migrate)
+    exec python -m shared.migrate
+    ;;
+  *)
+    echo "unknown process '$process': use api SERVICE, worker SERVICE or migrate" >&2
+    exit 64
+    ;;
+esac
