@@ -8,9 +8,13 @@ import asyncio
 import aio_pika
 import asyncpg
 
-from shared.events import CloudEvent
+from services.orders.db import platform_tables as order_tables
+from services.orders.handlers import deliver_order_shortcut
+from shared.db import create_engine
+from shared.events import CloudEvent, make_envelope
+from shared.uow import UnitOfWork
 from tests.conftest import System, settings_for, wait_until
-from tests.helpers import count, sign_contracts
+from tests.helpers import REP, count, sign_contracts
 
 
 async def test_signed_contracts_become_exactly_one_order_each(system: System, clean_db: asyncpg.Connection) -> None:
@@ -81,6 +85,29 @@ async def test_each_consumer_given_its_event_twice_has_one_effect(system: System
     assert await count(clean_db, "SELECT signed_contracts FROM leads.accounts") == 1
     assert await count(clean_db, "SELECT count(*) FROM webhooks.event_history WHERE id = $1", envelope.id) == 1
     assert await count(clean_db, "SELECT count(*) FROM orders.inbox WHERE event_id = $1", envelope.id) == 1
+
+    # The same contract signed again under a new event id (a producer bug): the state guard holds.
+    await publish_raw(make_envelope(envelope.typed_data(), source=envelope.source, subject=envelope.subject))
+    await asyncio.sleep(0.5)
+    assert await count(clean_db, "SELECT count(*) FROM orders.orders WHERE contract_id = $1", contract_id) == 1
+
+    order_id = await clean_db.fetchval("SELECT id FROM orders.orders")
+    orders_settings = settings_for("orders")
+    engine = create_engine(orders_settings)
+    try:
+        await deliver_order_shortcut(order_id, REP, UnitOfWork(engine, order_tables, orders_settings.source))
+    finally:
+        await engine.dispose()
+    await wait_until(lambda: _one(clean_db, "SELECT count(*) FROM service_desk.surveys"), what="the survey")
+    delivered_row = await clean_db.fetchrow(
+        "SELECT envelope FROM orders.outbox WHERE event_type = 'order.delivered.v1'"
+    )
+    delivered = CloudEvent.model_validate_json(delivered_row["envelope"])
+    await publish_raw(delivered, times=2)
+    await asyncio.sleep(1.0)
+    assert await count(clean_db, "SELECT count(*) FROM service_desk.surveys") == 1
+    assert await count(clean_db, "SELECT count(*) FROM service_desk.timers") == 1
+    assert await count(clean_db, "SELECT count(*) FROM service_desk.outbox WHERE event_type = 'survey.sent.v1'") == 1
 
 
 async def _one(db: asyncpg.Connection, sql: str) -> bool:
