@@ -1,11 +1,11 @@
 """The contracts API process: ``uvicorn --factory services.contracts.main:create_app``."""
 
 from fastapi import FastAPI
-from shared.http import create_service_app
 
 from services.contracts.api.router import router
 from services.contracts.config import ContractsSettings, get_settings
 from services.contracts.db import platform_tables
+from shared.http import create_service_app
 from shared.service import api_lifespan
 
 
