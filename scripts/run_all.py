@@ -319,7 +319,9 @@ def build_children(env: dict[str, str], logs: Path) -> list[Child]:
             )
             if has_worker:
                 argv = [str(python), "-m", worker]
-                children.append(Child(f"{name}-worker{suffix}", argv, child_env, logs / f"{name}-worker{suffix}.log"))
+                # Each worker's Prometheus metrics (relay, consumers, timers) on API port + 1000.
+                worker_env = {**child_env, "SALESLINE_WORKER_METRICS_PORT": str(port + 1000 + 100 * i)}
+                children.append(Child(f"{name}-worker{suffix}", argv, worker_env, logs / f"{name}-worker{suffix}.log"))
     if missing:
         sys.exit("run_all: modules not found: " + ", ".join(missing) + " (SALESLINE_SERVICES selects a subset)")
     if not children:

@@ -60,6 +60,9 @@ class ServiceSettings(BaseSettings):
     jwt_jwks_url: str | None = None
 
     log_level: str = "INFO"
+    # The worker process serves its Prometheus metrics (relay, consumers, timers) here when set.
+    worker_metrics_port: int | None = None
+    worker_metrics_host: str = "127.0.0.1"
 
     @property
     def schema(self) -> str:

@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
+from prometheus_client import start_http_server
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.concurrency import if_match_version
 from shared.config import ServiceSettings
 from shared.db import PlatformTables, create_engine
+from shared.idempotency import purge_idempotency_keys
 from shared.inbox import ConsumerRunner, Subscription
 from shared.outbox import OutboxRelay
 from shared.timers import TimerHandler, TimerPoller
@@ -83,11 +85,23 @@ async def run_worker(
         OutboxRelay(settings, runtime.engine, tables).run(stopping),
         ConsumerRunner(settings, subscriptions, runtime.uow).run(stopping),
         TimerPoller(settings, timers or {}, runtime.uow).run(stopping),
+        _housekeeping(runtime, stopping),
     ]
     try:
         await asyncio.gather(*components)
     finally:
         await runtime.engine.dispose()
+
+
+async def _housekeeping(runtime: Runtime, stopping: asyncio.Event) -> None:
+    """Hourly: forget idempotency keys older than their 24 h replay window."""
+    while not stopping.is_set():
+        try:
+            await purge_idempotency_keys(runtime.engine, runtime.tables.idempotency_keys)
+        except Exception as exc:  # noqa: BLE001 - housekeeping; try again next time
+            log.warning("idempotency key purge failed: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=3600)
 
 
 def worker_main(
@@ -108,6 +122,8 @@ def worker_main(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
+        if settings.worker_metrics_port:
+            start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
         log.info("worker starting: %d consumers, timers %s", len(subscriptions), sorted(timers or {}))
         await run_worker(settings, tables, subscriptions=subscriptions, timers=timers, stopping=stopping)
         log.info("worker stopped")

@@ -214,10 +214,10 @@ def auth(sub: str, *roles: str, **claims: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(sub, *roles, **claims)}"}
 
 
-def spawn(module: str, *, log_name: str) -> subprocess.Popen:
+def spawn(module: str, *, log_name: str, **env_overrides: str) -> subprocess.Popen:
     """Run a service process for real (for tests that kill it)."""
     log_dir = ROOT / ".run" / "test" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log = open(log_dir / f"{log_name}.log", "ab")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **env_overrides)
     return subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env, stdout=log, stderr=log)

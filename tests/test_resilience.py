@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from urllib.parse import urlparse
 
 import aio_pika
 import asyncpg
+import httpx
 import pytest
 
 from services.orders.db import platform_tables as order_tables
@@ -24,6 +26,7 @@ from shared.ops import list_dead_letters, replay_dead_letters
 from shared.uow import UnitOfWork
 from tests.conftest import ROOT, System, settings_for, spawn, wait_until
 from tests.helpers import count, sign_contracts
+from tests.test_docs_offline import free_port
 from tests.test_pipeline import publish_raw
 
 pytestmark = pytest.mark.slow
@@ -76,8 +79,15 @@ async def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
         worker.wait(timeout=10)
         killed_at = await orders_count(clean_db)
         await producing
-        worker = spawn("services.orders.worker", log_name="orders-worker-kill")
+        metrics_port = str(free_port())
+        worker = spawn(
+            "services.orders.worker", log_name="orders-worker-kill", SALESLINE_WORKER_METRICS_PORT=metrics_port
+        )
         await wait_until(lambda: _at_least(clean_db, 400), timeout=90, interval=0.2, what="400 orders")
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        consumed = re.search(r'salesline_events_consumed_total\{consumer="orders.contract_signed"\} (\S+)', metrics)
+        assert consumed and float(consumed.group(1)) == 400 - killed_at
         await asyncio.sleep(1.0)
         assert killed_at < 400, "the kill should land mid-stream"
         assert await orders_count(clean_db) == 400
