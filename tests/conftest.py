@@ -27,8 +27,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Tests must never touch a development database: their own name, and short retry delays.
-os.environ["SALESLINE_DB_NAME"] = "salesline_test"
+# Tests must never touch a development database: their own name (another one per concurrent
+# run, e.g. SALESLINE_TEST_DB_NAME=salesline_test_2), and short retry delays.
+TEST_DB_NAME = os.environ.get("SALESLINE_TEST_DB_NAME", "salesline_test")
+os.environ["SALESLINE_DB_NAME"] = TEST_DB_NAME
 os.environ.setdefault("SALESLINE_ENVIRONMENT", "test")
 os.environ.setdefault("SALESLINE_DB_PORT", "56432")
 os.environ.setdefault("SALESLINE_AMQP_URL", "amqp://guest:guest@127.0.0.1:56672/")
@@ -81,7 +83,7 @@ def test_database() -> None:
     async def recreate() -> None:
         conn = await asyncpg.connect(admin_dsn("postgres"))
         try:
-            await conn.execute('DROP DATABASE IF EXISTS "salesline_test" WITH (FORCE)')
+            await conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB_NAME}" WITH (FORCE)')
         finally:
             await conn.close()
 
