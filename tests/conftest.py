@@ -4,6 +4,14 @@
 * ``clean_db`` empties every service table before a test.
 * ``bus`` gives a test its own exchange and queue names, deleted afterwards.
 * ``system`` runs the five workers in-process and hands out API clients and tokens.
+
+Several people (or agents) testing on one machine at once: give each run its own database
+(``SALESLINE_TEST_DB_NAME=salesline_test_<you>``; the session drops and recreates it) and
+leave out ``-m slow`` tests, which stop and start the shared RabbitMQ for real. Run a subset
+against the running test instance with::
+
+    eval "$(RUN_DIR=.run/test SALESLINE_DB_PORT=56432 SALESLINE_AMQP_PORT=56672 bash scripts/infra.sh env)"
+    SALESLINE_TEST_DB_NAME=salesline_test_me PYTHONPATH=. .venv/bin/python -m pytest -m "not slow" tests/...
 """
 
 from __future__ import annotations
