@@ -1,0 +1,146 @@
+"""Benchmark 2: contract signed → order visible through the orders API.
+
+Real processes, as ``make run`` starts them: the contracts worker (its outbox relay), the orders
+worker (its ``orders.contract_signed`` consumer) and the orders API (uvicorn, one worker). The
+driver drafts the contracts beforehand (untimed), then signs them at a steady rate through the
+real contracts handler (``sign_contract_shortcut``) and, for each, polls
+``GET /v1/orders?contract_id=…`` with a sales rep's bearer token until the order is listed.
+
+The figure is from the moment the signing transaction's commit returned to the moment the poll
+that first listed the order returned: an upper bound, coarse by up to one poll interval.
+Baseline, beside it: one bare aio-pika hop (publish with confirms → consume) at the same rate.
+The other consumers bound to ``contract.signed`` (leads, webhooks) are not running: their
+queues receive their copies and are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+from decimal import Decimal
+
+import httpx
+
+from benchmarks.broker import QueueProbe
+from benchmarks.common import Report, Server, latency_summary, paced
+from benchmarks.cpu import CpuMeter, describe
+from benchmarks.pipeline import bare_hop_latency
+
+RATE = 50.0
+POLL_INTERVAL = 0.01
+FIRST_POLL_AFTER = 0.005
+TIMEOUT = 30.0
+
+
+async def run(quick: bool) -> Report:
+    from services.contracts import handlers
+    from services.contracts.config import get_settings as contracts_settings
+    from services.contracts.db import platform_tables
+    from services.contracts.domain import ContractLine
+    from services.orders.config import get_settings as orders_settings
+    from shared.auth import Principal, mint_token
+    from shared.db import create_engine
+    from shared.events import ContactInfo
+    from shared.service import Runtime
+
+    warmup, window = (1.0, 5.0) if quick else (3.0, 20.0)
+    report = Report(
+        "2. Contract signed → order visible through the orders API",
+        f"sign via the contracts handler at {RATE:g}/s for {window:g} s (after {warmup:g} s warm-up); contracts "
+        f"worker, orders worker and orders API (uvicorn, 1 worker) as real processes; poll every "
+        f"{POLL_INTERVAL * 1000:g} ms. Baseline: one bare aio-pika hop (confirms → consume) at {RATE:g}/s.",
+    )
+    settings = contracts_settings()
+    runtime = Runtime(settings, create_engine(settings), platform_tables)
+    rep = Principal(sub="bench-rep", roles=frozenset({"sales_rep"}))
+    token = mint_token(settings, sub="bench-rep", roles=["sales_rep"])
+
+    async def draft() -> uuid.UUID:
+        command = handlers.DraftContract(
+            customer_id=f"bench-{uuid.uuid4().hex[:8]}",
+            customer_name="Bench Customer Ltd.",
+            owner_id="bench-rep",
+            currency="CNY",
+            payment_terms="net 30",
+            contact=ContactInfo(name="Han Meimei", email="han@example.com"),
+            region="east",
+            delivery_address="1 Century Ave, Shanghai",
+            lines=[
+                ContractLine(sku="PUMP-1", description="Pump", quantity=Decimal(2), unit_price=Decimal("1500.00")),
+                ContractLine(sku="SVC-1", description="Install", quantity=Decimal(1), unit_price=Decimal("300.00")),
+            ],
+        )
+        return (await handlers.draft_contract(command, runtime.uow())).id
+
+    count = int(RATE * (warmup + window)) + 1
+    contract_ids = [await draft() for _ in range(count)]
+
+    servers = [
+        Server("contracts-worker", [sys.executable, "-m", "services.contracts.worker"]),
+        Server("orders-worker", [sys.executable, "-m", "services.orders.worker"]),
+        Server.uvicorn("orders-api", "services.orders.main:create_app", workers=1),
+    ]
+    try:
+        for server in servers:
+            await server.start()
+        await _wait_for_consumer(orders_settings().queue_name("orders.contract_signed"))
+        client = httpx.AsyncClient(base_url=servers[2].url, headers={"Authorization": f"Bearer {token}"}, timeout=10.0)
+        async with client:
+
+            async def sign_and_watch(contract_id: uuid.UUID) -> float:
+                await handlers.sign_contract_shortcut(contract_id, rep, runtime.uow())
+                signed = time.monotonic()
+                await asyncio.sleep(FIRST_POLL_AFTER)
+                while True:
+                    response = await client.get("/v1/orders", params={"contract_id": str(contract_id)})
+                    response.raise_for_status()
+                    if response.json()["items"]:
+                        return time.monotonic() - signed
+                    if time.monotonic() - signed > TIMEOUT:
+                        raise RuntimeError(f"the order of contract {contract_id} did not appear in {TIMEOUT:g}s")
+                    await asyncio.sleep(POLL_INTERVAL)
+
+            # The first contract primes the whole path (connections, prepared statements).
+            primed = await sign_and_watch(contract_ids.pop())
+            latencies: list[float | None] = [None] * len(contract_ids)
+
+            async def fire(k: int) -> None:
+                latencies[k] = await sign_and_watch(contract_ids[k])
+
+            meter = CpuMeter({"driver (this process)": os.getpid(), **{server.name: server.pid for server in servers}})
+            meter.start()
+            await paced(RATE, warmup + window, fire)
+            cores = meter.stop()
+        for server in servers:
+            server.check_alive()
+    finally:
+        for server in reversed(servers):
+            await server.stop()
+        await runtime.engine.dispose()
+
+    measured = [v for v in latencies[int(RATE * warmup) :] if v is not None]
+    figure = latency_summary(measured)
+    hop = await bare_hop_latency(RATE, warmup, window)
+    report.add(f"p50 signed → order listed at {RATE:g}/s", figure["p50_ms"], "ms", hop["p50_ms"])
+    report.add(f"p99 signed → order listed at {RATE:g}/s", figure["p99_ms"], "ms", hop["p99_ms"])
+    report.notes.append(
+        f"{figure['count']} contracts measured (max {figure['max_ms']:.1f} ms); the first, priming the path, "
+        f"took {primed * 1000:.0f} ms; resolution: one poll interval ({POLL_INTERVAL * 1000:g} ms)"
+    )
+    report.notes.append("during the run " + describe(cores))
+    report.details = {"rate": RATE, "warmup": warmup, "window": window, "figure": figure, "baseline": hop}
+    return report
+
+
+async def _wait_for_consumer(queue: str, within: float = 30.0) -> None:
+    from shared.config import ServiceSettings
+
+    deadline = time.monotonic() + within
+    async with QueueProbe(ServiceSettings()) as probe:
+        while (await probe.depth(queue))[1] < 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no consumer on {queue} after {within:g} s")
+            await asyncio.sleep(0.1)
