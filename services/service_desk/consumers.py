@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.service_desk.config import get_settings
-from services.service_desk.db import SurveyRepository
-from services.service_desk.domain import Survey
+from services.service_desk.db import SurveyRepository, WarrantyRepository
+from services.service_desk.domain import Survey, Warranty
 from shared.events import OrderDelivered
 from shared.inbox import Subscription
 from shared.timers import schedule_timer
@@ -18,11 +18,24 @@ SURVEY_REMINDER = "survey.reminder"
 
 
 async def on_order_delivered(event: OrderDelivered, uow: UnitOfWork) -> None:
-    """A delivery sends exactly one satisfaction survey, and arms its reminder."""
+    """A delivery registers the warranty of its items and sends exactly one satisfaction survey."""
+    now = datetime.now(UTC)
+    await register_warranties(event, uow, now)
+    await send_delivery_survey(event, uow, now)
+
+
+async def register_warranties(event: OrderDelivered, uow: UnitOfWork, now: datetime) -> None:
+    """Each delivered unit once, whether the event or the delivery arrives twice."""
+    warranties = WarrantyRepository(uow)
+    already = await warranties.units_for_order(event.order_id)
+    for warranty in Warranty.register_delivery(event, now=now, already=already):
+        await warranties.add(warranty)
+
+
+async def send_delivery_survey(event: OrderDelivered, uow: UnitOfWork, now: datetime) -> None:
     surveys = SurveyRepository(uow)
     if await surveys.exists_for_order(event.order_id):
         return
-    now = datetime.now(UTC)
     survey = Survey.for_delivery(event, survey_id=uuid.uuid4(), now=now)
     await surveys.add(survey)
     due_at = now + timedelta(seconds=get_settings().survey_reminder_after_seconds)

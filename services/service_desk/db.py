@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Index, Integer, Table, Text, select, true
+from sqlalchemy import Column, ColumnElement, Index, Integer, Numeric, Table, Text, UniqueConstraint, select, true
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from services.service_desk.domain import Survey, SurveyStatus
+from services.service_desk.domain import Survey, SurveyStatus, Warranty
 from shared.auth import Principal
 from shared.db import service_metadata, utc_timestamp
 from shared.events import ContactInfo
@@ -37,17 +37,115 @@ surveys = Table(
     Index("ix_surveys_owner_id_created_at_id", "owner_id", "created_at", "id"),
 )
 
+warranties = Table(
+    "warranties",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("order_id", UUID(as_uuid=True), nullable=False),
+    Column("order_number", Text, nullable=False),
+    Column("line_no", Integer, nullable=False),
+    # The serial number, or the line for unserialised items: a delivery registers each once.
+    Column("unit", Text, nullable=False),
+    Column("sku", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("serial_number", Text),
+    Column("quantity", Numeric(18, 4), nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("owner_id", Text, nullable=False),
+    Column("warranty_months", Integer, nullable=False),
+    utc_timestamp("starts_at", nullable=False),
+    utc_timestamp("ends_at", nullable=False),
+    utc_timestamp("created_at", nullable=False),
+    UniqueConstraint("order_id", "unit"),
+    Index("ix_warranties_created_at_id", "created_at", "id"),
+    Index("ix_warranties_owner_id_created_at_id", "owner_id", "created_at", "id"),
+    Index("ix_warranties_serial_number_created_at_id", "serial_number", "created_at", "id"),
+    Index("ix_warranties_order_id_created_at_id", "order_id", "created_at", "id"),
+)
+
 CONTACT = json_codec(ContactInfo | None)
 
 
-class SurveyRepository(Repository[Survey]):
-    table = surveys
-    noun = "survey"
+class SupportVisible:
+    """Support staff see every customer's after-sales records; sales staff their own scope."""
 
     def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
         if principal is not None and principal.roles & SUPPORT_ROLES:
             return true()
-        return super().visible_to(principal)
+        return super().visible_to(principal)  # type: ignore[misc]
+
+
+class WarrantyRepository(SupportVisible, Repository[Warranty]):
+    table = warranties
+    noun = "warranty"
+
+    async def units_for_order(self, order_id: uuid.UUID) -> set[str]:
+        rows = await self.uow.execute(select(warranties.c.unit).where(warranties.c.order_id == order_id))
+        return {row.unit for row in rows}
+
+    async def matching(
+        self,
+        principal: Principal | None,
+        *,
+        serial_number: str | None = None,
+        order_id: uuid.UUID | None = None,
+        line_no: int | None = None,
+    ) -> list[Warranty]:
+        """Every warranty of a serial number or an order (line), for a coverage check."""
+        query = select(warranties).where(self.visible_to(principal))
+        if serial_number is not None:
+            query = query.where(warranties.c.serial_number == serial_number)
+        if order_id is not None:
+            query = query.where(warranties.c.order_id == order_id)
+        if line_no is not None:
+            query = query.where(warranties.c.line_no == line_no)
+        rows = await self.uow.execute(query.order_by(warranties.c.created_at, warranties.c.id).limit(1000))
+        return [self.from_row(row) for row in rows]
+
+    def to_row(self, w: Warranty) -> dict[str, Any]:
+        return {
+            "id": w.id,
+            "version": w.version,
+            "order_id": w.order_id,
+            "order_number": w.order_number,
+            "line_no": w.line_no,
+            "unit": w.unit,
+            "sku": w.sku,
+            "description": w.description,
+            "serial_number": w.serial_number,
+            "quantity": w.quantity,
+            "customer_id": w.customer_id,
+            "owner_id": w.owner_id,
+            "warranty_months": w.warranty_months,
+            "starts_at": w.starts_at,
+            "ends_at": w.ends_at,
+            "created_at": w.created_at,
+        }
+
+    def from_row(self, row: Any) -> Warranty:
+        return Warranty(
+            id=row.id,
+            version=row.version,
+            order_id=row.order_id,
+            order_number=row.order_number,
+            line_no=row.line_no,
+            sku=row.sku,
+            description=row.description,
+            serial_number=row.serial_number,
+            quantity=row.quantity,
+            customer_id=row.customer_id,
+            owner_id=row.owner_id,
+            warranty_months=row.warranty_months,
+            starts_at=row.starts_at,
+            ends_at=row.ends_at,
+            created_at=row.created_at,
+        )
+
+
+class SurveyRepository(SupportVisible, Repository[Survey]):
+    table = surveys
+    noun = "survey"
 
     async def exists_for_order(self, order_id: uuid.UUID) -> bool:
         return (await self.uow.execute(select(surveys.c.id).where(surveys.c.order_id == order_id))).first() is not None

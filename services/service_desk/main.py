@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from services.service_desk.api.router import router
+from services.service_desk.api.router import routers
 from services.service_desk.config import ServiceDeskSettings, get_settings
 from services.service_desk.db import platform_tables
 from shared.http import create_service_app
@@ -17,6 +17,6 @@ def create_app(settings: ServiceDeskSettings | None = None) -> FastAPI:
         description="After-sales tickets with business-hours SLAs, warranty and repair, knowledge base and surveys. "
         "A delivery sends a satisfaction survey (`order.delivered` → `survey.sent`).",
         version="0.1.0",
-        routers=[router],
+        routers=routers,
         lifespan=api_lifespan(settings, platform_tables),
     )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
+
+from pydantic import Field
 
 from shared.api import ApiResponse
 
@@ -26,3 +29,28 @@ class SurveyRead(ApiResponse):
     owner_id: str
     created_at: datetime
     reminded_at: datetime | None
+
+
+class WarrantyRead(ApiResponse):
+    id: uuid.UUID
+    version: int
+    order_id: uuid.UUID
+    order_number: str
+    line_no: int
+    sku: str
+    description: str
+    serial_number: str | None
+    quantity: Decimal
+    customer_id: str
+    owner_id: str
+    warranty_months: int
+    starts_at: datetime
+    ends_at: datetime
+    created_at: datetime
+
+
+class CoverageRead(ApiResponse):
+    covered: bool
+    reason: str = Field(description="covered, not_registered, expired or not_started")
+    detail: str
+    warranty: WarrantyRead | None
