@@ -10,6 +10,7 @@ import asyncpg
 
 from tests.conftest import System, auth, wait_until
 from tests.helpers import contract_payload
+from tests.orders.helpers import approve_through_api
 
 REP = auth("rep-1", "sales_rep")
 MANAGER = auth("manager-1", "sales_manager")
@@ -47,6 +48,8 @@ async def test_contract_to_order_to_survey(system: System, clean_db: asyncpg.Con
     assert order["number"].startswith("SO-")
     assert order["total_amount"] == "3300.00" and order["customer_id"] == "acme"
     assert [line["sku"] for line in order["lines"]] == ["PUMP-1", "SVC-1"]
+    assert order["status"] == "pending_approval"
+    await approve_through_api(orders, order["id"])  # sales manager, then finance
 
     delivered = await orders.post(
         f"/v1/orders/{order['id']}/deliver",
@@ -73,8 +76,10 @@ async def test_contract_to_order_to_survey(system: System, clean_db: asyncpg.Con
         "account.classified.v1",
         "contract.drafted.v1",
         "contract.signed.v1",
+        "order.approved.v1",
         "order.created.v1",
         "order.delivered.v1",
+        "order.shipped.v1",
         "survey.sent.v1",
         "warranty.registered.v1",  # SN-1
         "warranty.registered.v1",  # SN-2

@@ -15,6 +15,7 @@ from shared.events import CloudEvent, make_envelope
 from shared.uow import UnitOfWork
 from tests.conftest import System, settings_for, wait_until
 from tests.helpers import REP, count, sign_contracts
+from tests.orders.helpers import approve_with_handlers
 
 
 async def test_signed_contracts_become_exactly_one_order_each(system: System, clean_db: asyncpg.Connection) -> None:
@@ -92,6 +93,7 @@ async def test_each_consumer_given_its_event_twice_has_one_effect(system: System
     assert await count(clean_db, "SELECT count(*) FROM orders.orders WHERE contract_id = $1", contract_id) == 1
 
     order_id = await clean_db.fetchval("SELECT id FROM orders.orders")
+    await approve_with_handlers(order_id)  # an order enters at the approval stage
     orders_settings = settings_for("orders")
     engine = create_engine(orders_settings)
     try:

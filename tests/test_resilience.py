@@ -205,7 +205,9 @@ async def test_a_timer_due_while_its_worker_was_down_fires_once_after_restart(
     from services.orders import handlers as order_handlers
     from services.orders.db import platform_tables
     from tests.helpers import REP
+    from tests.orders.helpers import approve_with_handlers
 
+    await approve_with_handlers(order_id)  # an order enters at the approval stage
     orders_settings = settings_for("orders")
     engine = create_engine(orders_settings)
     await order_handlers.deliver_order_shortcut(

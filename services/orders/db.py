@@ -1,17 +1,40 @@
-"""The orders schema: tables and the repository (SQLAlchemy Core)."""
+"""The orders schema: tables and repositories (SQLAlchemy Core).
+
+An order's approval steps, shipments, payments and invoices live in JSONB on its row: they
+are parts of the order aggregate, always loaded and saved with it under one version check.
+Columns that queries filter on (``pending_role`` for approval queues, ``credit_hold``,
+``status``, ``customer_id``) are kept beside them, with indexes.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, Index, Integer, Numeric, Sequence, String, Table, Text, select
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    Numeric,
+    Sequence,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from services.orders.domain import Order, OrderLine, OrderStatus
+from services.orders.domain import Amendment, ApprovalStep, Order, OrderLine, OrderStatus
+from services.orders.domain.values import CREDIT_EXPOSED, Invoice, Payment, Shipment
 from shared.db import service_metadata, utc_timestamp
 from shared.events import ContactInfo
+from shared.pagination import PageParams, fetch_page
 from shared.repository import Repository, json_codec
 
 metadata, platform_tables = service_metadata("orders")
@@ -31,22 +54,98 @@ orders = Table(
     Column("customer_name", Text, nullable=False),
     Column("contact", JSONB),
     Column("owner_id", Text, nullable=False),
+    Column("owner_role", Text, nullable=False, server_default="sales_rep"),
     Column("region", Text),
     Column("currency", String(3), nullable=False),
     Column("lines", JSONB, nullable=False),
     Column("total_amount", Numeric(18, 2), nullable=False),
+    Column("paid_amount", Numeric(18, 2), nullable=False, server_default="0"),
     Column("payment_terms", Text, nullable=False),
+    Column("payment_method", Text),
     Column("delivery_address", Text),
     Column("requested_delivery_date", Text),
+    Column("promised_delivery_date", Text),
+    Column("approval_round", Integer, nullable=False, server_default="0"),
+    Column("approvals", JSONB, nullable=False, server_default="[]"),
+    # The role whose approval queue the order is in; NULL when nobody has to decide.
+    Column("pending_role", Text),
+    Column("credit_hold", Boolean, nullable=False, server_default="false"),
+    Column("pending_change", JSONB),
+    Column("shipments", JSONB, nullable=False, server_default="[]"),
+    Column("payments", JSONB, nullable=False, server_default="[]"),
+    Column("invoices", JSONB, nullable=False, server_default="[]"),
+    Column("cancelled_reason", Text),
     utc_timestamp("created_at", nullable=False),
+    utc_timestamp("approved_at"),
     utc_timestamp("delivered_at"),
+    utc_timestamp("closed_at"),
     Index("ix_orders_created_at_id", "created_at", "id"),
     Index("ix_orders_owner_id_created_at_id", "owner_id", "created_at", "id"),
     Index("ix_orders_customer_id", "customer_id"),
+    Index(
+        "ix_orders_pending_role_created_at_id",
+        "pending_role",
+        "created_at",
+        "id",
+        postgresql_where="pending_role IS NOT NULL",
+    ),
+    Index("ix_orders_customer_id_credit_hold", "customer_id", postgresql_where="credit_hold"),
+)
+
+# Credit limits per customer, kept current by the ERP (or finance through the API).
+credit_limits = Table(
+    "credit_limits",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("credit_limit", Numeric(18, 2), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("updated_by", Text, nullable=False),
+    utc_timestamp("updated_at", nullable=False),
+)
+
+# ERP callbacks already applied, by Standard Webhooks ``webhook-id``: a replay has its effect once.
+erp_webhooks = Table(
+    "erp_webhooks",
+    metadata,
+    Column("webhook_id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    utc_timestamp("received_at", nullable=False, server_default=func.now()),
+    Index("ix_erp_webhooks_received_at", "received_at"),
 )
 
 LINES = json_codec(list[OrderLine])
 CONTACT = json_codec(ContactInfo | None)
+APPROVALS = json_codec(list[ApprovalStep])
+CHANGE = json_codec(Amendment | None)
+SHIPMENTS = json_codec(list[Shipment])
+PAYMENTS = json_codec(list[Payment])
+INVOICES = json_codec(list[Invoice])
+
+_FIELDS = (
+    "id",
+    "number",
+    "version",
+    "contract_id",
+    "customer_id",
+    "customer_name",
+    "owner_id",
+    "owner_role",
+    "region",
+    "currency",
+    "total_amount",
+    "paid_amount",
+    "payment_terms",
+    "payment_method",
+    "delivery_address",
+    "requested_delivery_date",
+    "promised_delivery_date",
+    "approval_round",
+    "cancelled_reason",
+    "created_at",
+    "approved_at",
+    "delivered_at",
+    "closed_at",
+)
 
 
 class OrderRepository(Repository[Order]):
@@ -61,46 +160,94 @@ class OrderRepository(Repository[Order]):
         query = select(orders.c.id).where(orders.c.contract_id == contract_id)
         return (await self.uow.execute(query)).first() is not None
 
+    async def get_by_number(self, number: str) -> Order | None:
+        """For ERP callbacks, which know the order number; locked for the change."""
+        row = (await self.uow.execute(select(orders).where(orders.c.number == number).with_for_update())).first()
+        if row is None:
+            return None
+        order = self.from_row(row)
+        self._loaded_versions[order.aggregate_id] = order.version
+        return order
+
+    async def held_for_customer(self, customer_id: str) -> list[Order]:
+        query = select(orders).where(orders.c.customer_id == customer_id, orders.c.credit_hold).with_for_update()
+        found = [self.from_row(row) for row in await self.uow.execute(query)]
+        for order in found:
+            self._loaded_versions[order.aggregate_id] = order.version
+        return found
+
+    async def outstanding_balance(self, customer_id: str, *, excluding: uuid.UUID) -> Decimal:
+        """What the customer owes on its other approved, not yet closed orders."""
+        query = select(func.coalesce(func.sum(orders.c.total_amount - orders.c.paid_amount), 0)).where(
+            orders.c.customer_id == customer_id,
+            orders.c.status.in_([s.value for s in CREDIT_EXPOSED]),
+            orders.c.id != excluding,
+        )
+        return Decimal(await self.uow.connection.scalar(query))
+
+    async def approval_queue(
+        self, roles: frozenset[str], page: PageParams, *, region: str | None = None
+    ) -> tuple[list[Order], str | None]:
+        condition = orders.c.pending_role.is_not(None) if "admin" in roles else orders.c.pending_role.in_(roles)
+        query = select(orders).where(condition)
+        if region is not None:
+            # A regional director decides for their own region.
+            query = query.where(
+                (orders.c.pending_role != "regional_director")
+                | and_(orders.c.region == region, orders.c.pending_role == "regional_director")
+            )
+        rows, next_cursor = await fetch_page(self.uow.connection, query, (orders.c.created_at, orders.c.id), page)
+        return [self.from_row(row) for row in rows], next_cursor
+
     def to_row(self, order: Order) -> dict[str, Any]:
-        return {
-            "id": order.id,
-            "number": order.number,
-            "status": order.status.value,
-            "version": order.version,
-            "contract_id": order.contract_id,
-            "customer_id": order.customer_id,
-            "customer_name": order.customer_name,
-            "contact": CONTACT.dump_python(order.contact, mode="json"),
-            "owner_id": order.owner_id,
-            "region": order.region,
-            "currency": order.currency,
-            "lines": LINES.dump_python(order.lines, mode="json"),
-            "total_amount": order.total_amount,
-            "payment_terms": order.payment_terms,
-            "delivery_address": order.delivery_address,
-            "requested_delivery_date": order.requested_delivery_date,
-            "created_at": order.created_at,
-            "delivered_at": order.delivered_at,
-        }
+        row = {name: getattr(order, name) for name in _FIELDS}
+        row.update(
+            status=order.status.value,
+            contact=CONTACT.dump_python(order.contact, mode="json"),
+            lines=LINES.dump_python(order.lines, mode="json"),
+            approvals=APPROVALS.dump_python(order.approvals, mode="json"),
+            pending_role=order.pending_role,
+            credit_hold=order.credit_hold,
+            pending_change=CHANGE.dump_python(order.pending_change, mode="json"),
+            shipments=SHIPMENTS.dump_python(order.shipments, mode="json"),
+            payments=PAYMENTS.dump_python(order.payments, mode="json"),
+            invoices=INVOICES.dump_python(order.invoices, mode="json"),
+        )
+        return row
 
     def from_row(self, row: Any) -> Order:
         return Order(
-            id=row.id,
-            number=row.number,
+            **{name: getattr(row, name) for name in _FIELDS},
             status=OrderStatus(row.status),
-            version=row.version,
-            contract_id=row.contract_id,
-            customer_id=row.customer_id,
-            customer_name=row.customer_name,
             contact=CONTACT.validate_python(row.contact),
-            owner_id=row.owner_id,
-            region=row.region,
-            currency=row.currency,
             lines=LINES.validate_python(row.lines),
-            total_amount=row.total_amount,
-            payment_terms=row.payment_terms,
-            delivery_address=row.delivery_address,
-            requested_delivery_date=row.requested_delivery_date,
-            created_at=row.created_at,
-            delivered_at=row.delivered_at,
+            approvals=APPROVALS.validate_python(row.approvals),
+            pending_change=CHANGE.validate_python(row.pending_change),
+            shipments=SHIPMENTS.validate_python(row.shipments),
+            payments=PAYMENTS.validate_python(row.payments),
+            invoices=INVOICES.validate_python(row.invoices),
         )
+
+
+class CreditLimits:
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def get(self, customer_id: str) -> Any | None:
+        return (await self.uow.execute(select(credit_limits).where(credit_limits.c.customer_id == customer_id))).first()
+
+    async def set(self, customer_id: str, limit: Decimal, currency: str, *, by: str, now: datetime) -> None:
+        values = {"credit_limit": limit, "currency": currency, "updated_by": by, "updated_at": now}
+        statement = pg_insert(credit_limits).values(customer_id=customer_id, **values)
+        await self.uow.execute(statement.on_conflict_do_update(index_elements=["customer_id"], set_=values))
+
+
+async def claim_webhook(uow, webhook_id: str, kind: str) -> bool:
+    """Record an ERP ``webhook-id`` in the callback's transaction; False when it was applied before."""
+    statement = (
+        pg_insert(erp_webhooks)
+        .values(webhook_id=webhook_id, kind=kind)
+        .on_conflict_do_nothing(index_elements=["webhook_id"])
+        .returning(erp_webhooks.c.webhook_id)
+    )
+    return (await uow.execute(statement)).first() is not None

@@ -7,6 +7,10 @@ class ServiceDeskSettings(ServiceSettings):
     service_name: str = "service_desk"
     # A survey nobody answered gets one reminder this long after it was sent.
     survey_reminder_after_seconds: float = 3 * 24 * 3600
+    # How long a customer's survey link stays answerable.
+    survey_link_ttl_seconds: float = 30 * 24 * 3600
+    # Where customers reach this service (the gateway in production): links in survey.sent.
+    public_base_url: str = "http://127.0.0.1:8004"
 
 
 @lru_cache

@@ -9,6 +9,7 @@ from typing import Any
 from services.service_desk.config import get_settings
 from services.service_desk.db import SurveyRepository, WarrantyRepository
 from services.service_desk.domain import Survey, Warranty
+from services.service_desk.links import new_survey_link
 from shared.events import OrderDelivered
 from shared.inbox import Subscription
 from shared.timers import schedule_timer
@@ -36,7 +37,7 @@ async def send_delivery_survey(event: OrderDelivered, uow: UnitOfWork, now: date
     surveys = SurveyRepository(uow)
     if await surveys.exists_for_order(event.order_id):
         return
-    survey = Survey.for_delivery(event, survey_id=uuid.uuid4(), now=now)
+    survey = Survey.for_delivery(event, survey_id=uuid.uuid4(), now=now, link=new_survey_link(now))
     await surveys.add(survey)
     due_at = now + timedelta(seconds=get_settings().survey_reminder_after_seconds)
     await schedule_timer(uow, SURVEY_REMINDER, key=str(survey.id), due_at=due_at)

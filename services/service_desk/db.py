@@ -5,7 +5,20 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Index, Integer, Numeric, Table, Text, UniqueConstraint, select, true
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ColumnElement,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    Table,
+    Text,
+    UniqueConstraint,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from services.service_desk.domain import Survey, SurveyStatus, Warranty
@@ -27,12 +40,23 @@ surveys = Table(
     Column("trigger", Text, nullable=False),
     # One delivery survey per order, whatever arrives twice.
     Column("order_id", UUID(as_uuid=True), unique=True),
+    # One CSAT survey per resolved ticket.
+    Column("ticket_id", UUID(as_uuid=True), unique=True),
     Column("customer_id", Text, nullable=False),
     Column("customer_name", Text, nullable=False),
     Column("contact", JSONB),
     Column("owner_id", Text, nullable=False),
     utc_timestamp("created_at", nullable=False),
     utc_timestamp("reminded_at"),
+    # SHA-256 of the customer's link token (the token itself is only ever in survey.sent).
+    Column("token_hash", Text, unique=True),
+    utc_timestamp("expires_at"),
+    Column("csat", SmallInteger),
+    Column("nps", SmallInteger),
+    Column("comment", Text),
+    utc_timestamp("completed_at"),
+    CheckConstraint("csat BETWEEN 1 AND 5", name="csat_range"),
+    CheckConstraint("nps BETWEEN 0 AND 10", name="nps_range"),
     Index("ix_surveys_created_at_id", "created_at", "id"),
     Index("ix_surveys_owner_id_created_at_id", "owner_id", "created_at", "id"),
 )
@@ -150,6 +174,22 @@ class SurveyRepository(SupportVisible, Repository[Survey]):
     async def exists_for_order(self, order_id: uuid.UUID) -> bool:
         return (await self.uow.execute(select(surveys.c.id).where(surveys.c.order_id == order_id))).first() is not None
 
+    async def exists_for_ticket(self, ticket_id: uuid.UUID) -> bool:
+        query = select(surveys.c.id).where(surveys.c.ticket_id == ticket_id)
+        return (await self.uow.execute(query)).first() is not None
+
+    async def by_token_hash(self, token_hash: str, *, for_update: bool = False) -> Survey | None:
+        """The survey a customer's link opens (no principal: the link itself is the credential)."""
+        query = select(surveys).where(surveys.c.token_hash == token_hash)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.uow.execute(query)).first()
+        if row is None:
+            return None
+        survey = self.from_row(row)
+        self._loaded_versions[survey.aggregate_id] = survey.version
+        return survey
+
     def to_row(self, survey: Survey) -> dict[str, Any]:
         return {
             "id": survey.id,
@@ -163,6 +203,13 @@ class SurveyRepository(SupportVisible, Repository[Survey]):
             "owner_id": survey.owner_id,
             "created_at": survey.created_at,
             "reminded_at": survey.reminded_at,
+            "ticket_id": survey.ticket_id,
+            "token_hash": survey.token_hash,
+            "expires_at": survey.expires_at,
+            "csat": survey.csat,
+            "nps": survey.nps,
+            "comment": survey.comment,
+            "completed_at": survey.completed_at,
         }
 
     def from_row(self, row: Any) -> Survey:
@@ -178,4 +225,11 @@ class SurveyRepository(SupportVisible, Repository[Survey]):
             owner_id=row.owner_id,
             created_at=row.created_at,
             reminded_at=row.reminded_at,
+            ticket_id=row.ticket_id,
+            token_hash=row.token_hash,
+            expires_at=row.expires_at,
+            csat=row.csat,
+            nps=row.nps,
+            comment=row.comment,
+            completed_at=row.completed_at,
         )

@@ -3,18 +3,60 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from services.service_desk.consumers import SURVEY_REMINDER
 from services.service_desk.db import SurveyRepository, WarrantyRepository
 from services.service_desk.domain import Coverage, Survey, Warranty, check_coverage
+from services.service_desk.links import hash_token, well_formed
 from shared.auth import Principal
+from shared.domain import NotFound
 from shared.pagination import PageParams
+from shared.timers import cancel_timer
 from shared.uow import UnitOfWork
 
 
 async def get_survey(survey_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> Survey:
     async with uow:
         return await SurveyRepository(uow).get_visible(survey_id, principal)
+
+
+@dataclass(frozen=True)
+class AnswerSurvey:
+    token: str
+    csat: int | None
+    nps: int | None
+    comment: str | None
+
+
+async def open_survey(token: str, uow: UnitOfWork) -> Survey:
+    """The survey behind a customer's link, if it may still be answered (else the reason, raised)."""
+    async with uow:
+        survey = await _by_token(token, SurveyRepository(uow))
+    survey.check_open(datetime.now(UTC))
+    return survey
+
+
+async def answer_survey(cmd: AnswerSurvey, uow: UnitOfWork) -> Survey:
+    """One answer per link: the row lock makes a second, concurrent answer see the first."""
+    async with uow:
+        surveys = SurveyRepository(uow)
+        survey = await _by_token(cmd.token, surveys, for_update=True)
+        survey.answer(csat=cmd.csat, nps=cmd.nps, comment=cmd.comment, now=datetime.now(UTC))
+        await surveys.save(survey)
+        await cancel_timer(uow, SURVEY_REMINDER, key=str(survey.id))
+        await uow.commit()
+    return survey
+
+
+async def _by_token(token: str, surveys: SurveyRepository, *, for_update: bool = False) -> Survey:
+    survey = None
+    if well_formed(token):
+        survey = await surveys.by_token_hash(hash_token(token), for_update=for_update)
+    if survey is None:
+        raise NotFound("no survey has this link")
+    return survey
 
 
 async def list_surveys(

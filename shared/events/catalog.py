@@ -24,8 +24,17 @@ __all__ = [
     "ContractLine",
     "ContractSigned",
     "DeliveredItem",
+    "InvoiceIssued",
+    "OrderApproved",
+    "OrderCancelled",
+    "OrderChanged",
     "OrderCreated",
+    "OrderDelayed",
     "OrderDelivered",
+    "OrderRejected",
+    "OrderShipped",
+    "PaymentReceived",
+    "ShippedItem",
     "SurveySent",
     "WarrantyRegistered",
 ]
@@ -132,6 +141,112 @@ class OrderDelivered(Event, type="order.delivered.v1"):
     owner_id: str
     items: tuple[DeliveredItem, ...]
     delivered_at: datetime
+
+
+class OrderApproved(Event, type="order.approved.v1"):
+    """The last approval level passed: the order (or a change request to it) is approved."""
+
+    order_id: uuid.UUID
+    order_number: str
+    customer_id: str
+    owner_id: str
+    currency: str
+    total_amount: Decimal
+    approval_round: int
+    change_request: bool = False
+    policy_version: str
+    approved_by: str
+    approved_at: datetime
+
+
+class OrderRejected(Event, type="order.rejected.v1"):
+    """An approver rejected the order (back to its owner) or a change request (discarded)."""
+
+    order_id: uuid.UUID
+    order_number: str
+    owner_id: str
+    level: str
+    rejected_by: str
+    role: str
+    reason: str
+    change_request: bool = False
+    rejected_at: datetime
+
+
+class OrderChanged(Event, type="order.changed.v1"):
+    """``kind``: amended (before approval), change_requested, change_applied, change_discarded."""
+
+    order_id: uuid.UUID
+    order_number: str
+    kind: str
+    changed_by: str
+    fields: tuple[str, ...]
+    total_amount: Decimal
+    reason: str | None = None
+    changed_at: datetime
+
+
+class OrderDelayed(Event, type="order.delayed.v1"):
+    order_id: uuid.UUID
+    order_number: str
+    customer_id: str
+    shipment_id: uuid.UUID | None = None
+    previous_date: str | None = None
+    promised_date: str
+    reason: str
+
+
+class ShippedItem(_Part):
+    line_no: int
+    sku: str
+    quantity: Decimal
+    serial_numbers: tuple[str, ...] = ()
+
+
+class OrderShipped(Event, type="order.shipped.v1"):
+    order_id: uuid.UUID
+    order_number: str
+    customer_id: str
+    shipment_id: uuid.UUID
+    carrier: str | None = None
+    tracking_number: str | None = None
+    items: tuple[ShippedItem, ...]
+    expected_delivery_date: str | None = None
+    shipped_at: datetime
+
+
+class OrderCancelled(Event, type="order.cancelled.v1"):
+    order_id: uuid.UUID
+    order_number: str
+    customer_id: str
+    owner_id: str
+    reason: str
+    cancelled_by: str
+    cancelled_at: datetime
+
+
+class PaymentReceived(Event, type="payment.received.v1"):
+    payment_id: uuid.UUID
+    order_id: uuid.UUID
+    order_number: str
+    customer_id: str
+    currency: str
+    amount: Decimal
+    paid_amount: Decimal
+    outstanding_amount: Decimal
+    reference: str | None = None
+    received_at: datetime
+
+
+class InvoiceIssued(Event, type="invoice.issued.v1"):
+    invoice_number: str
+    order_id: uuid.UUID
+    order_number: str
+    customer_id: str
+    currency: str
+    amount: Decimal
+    issued_at: datetime
+    due_date: str | None = None
 
 
 # --- service desk ------------------------------------------------------------------------

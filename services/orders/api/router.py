@@ -1,27 +1,88 @@
-"""HTTP routes of the orders service."""
+"""HTTP routes of the orders service: orders, approvals, shipments, payments, credit limits."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 
 from services.orders import handlers
-from services.orders.api.schemas import DeliverOrder, OrderRead
-from shared.auth import ADMIN, FINANCE, REGIONAL_DIRECTOR, SALES_MANAGER, SALES_REP, Principal, require_roles
+from services.orders.api.schemas import (
+    CreditLimitIn,
+    Delay,
+    DeliverOrder,
+    InvoiceIn,
+    OrderChange,
+    OrderCreate,
+    OrderRead,
+    PaymentIn,
+    Reason,
+    ShipmentCreate,
+    ShipmentShip,
+)
+from services.orders.domain import Amendment, Order
+from shared.api import SafeStr
+from shared.auth import (
+    ADMIN,
+    FINANCE,
+    MARKETING_DIRECTOR,
+    REGIONAL_DIRECTOR,
+    SALES_MANAGER,
+    SALES_REP,
+    Principal,
+    require_roles,
+)
 from shared.concurrency import set_etag
 from shared.errors import problem_responses
+from shared.events import ContactInfo
 from shared.idempotency import IdempotentRoute
 from shared.pagination import Page, PageParams, page_params, paginated
 from shared.service import expected_version, get_uow
 from shared.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"], route_class=IdempotentRoute)
+approvals_router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
+credit_router = APIRouter(prefix="/v1/credit-limits", tags=["credit limits"])
 
-Reader = Annotated[Principal, Depends(require_roles(SALES_REP, SALES_MANAGER, REGIONAL_DIRECTOR, FINANCE, ADMIN))]
-Deliverer = Annotated[Principal, Depends(require_roles(SALES_MANAGER, ADMIN))]
+SALES = (SALES_REP, SALES_MANAGER, REGIONAL_DIRECTOR, MARKETING_DIRECTOR, ADMIN)
+APPROVERS = (SALES_MANAGER, REGIONAL_DIRECTOR, MARKETING_DIRECTOR, FINANCE, ADMIN)
+Reader = Annotated[Principal, Depends(require_roles(*SALES, FINANCE))]
+Seller = Annotated[Principal, Depends(require_roles(*SALES))]
+Approver = Annotated[Principal, Depends(require_roles(*APPROVERS))]
+# No warehouse role exists yet: sales managers run fulfilment by hand; the ERP calls /v1/erp/...
+Fulfiller = Annotated[Principal, Depends(require_roles(SALES_MANAGER, ADMIN))]
+Finance = Annotated[Principal, Depends(require_roles(FINANCE, ADMIN))]
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
+
+WRITE_PROBLEMS = problem_responses(400, 401, 403, 404, 409, 412, 422)
+
+
+def _read(order: Order, response: Response) -> OrderRead:
+    set_etag(response, order.version)
+    return OrderRead.model_validate(order)
+
+
+@router.post("", status_code=201, response_model=OrderRead, responses=problem_responses(400, 401, 403, 409, 422))
+async def create_order(body: OrderCreate, response: Response, principal: Seller, uow: Uow) -> OrderRead:
+    """Enter an order by hand; it starts at the sales manager's approval. The caller owns it."""
+    cmd = handlers.EnterOrder(
+        customer_id=body.customer_id,
+        customer_name=body.customer_name,
+        contact=ContactInfo(**body.contact.model_dump()) if body.contact else None,
+        region=body.region,
+        currency=body.currency,
+        lines=body.order_lines(),
+        total_amount=body.total_amount,
+        payment_terms=body.payment_terms,
+        payment_method=body.payment_method,
+        delivery_address=body.delivery_address,
+        requested_delivery_date=body.requested_delivery_date.isoformat() if body.requested_delivery_date else None,
+    )
+    order = await handlers.enter_order(cmd, principal, uow)
+    response.headers["Location"] = f"/v1/orders/{order.id}"
+    return _read(order, response)
 
 
 @router.get("", response_model=Page[OrderRead], responses=problem_responses(400, 401, 403))
@@ -34,45 +95,188 @@ async def list_orders(
     contract_id: Annotated[uuid.UUID | None, Query(description="The order entered from this contract")] = None,
 ) -> Page[OrderRead]:
     items, next_cursor = await handlers.list_orders(principal, uow, page, contract_id=contract_id)
-    return paginated(request, response, [_read(o) for o in items], next_cursor)
+    return paginated(request, response, [OrderRead.model_validate(o) for o in items], next_cursor)
 
 
 @router.get("/{order_id}", response_model=OrderRead, responses=problem_responses(401, 403, 404))
 async def get_order(order_id: uuid.UUID, response: Response, principal: Reader, uow: Uow) -> OrderRead:
-    order = await handlers.get_order(order_id, principal, uow)
-    set_etag(response, order.version)
-    return _read(order)
+    return _read(await handlers.get_order(order_id, principal, uow), response)
 
 
-@router.post(
-    "/{order_id}/deliver", response_model=OrderRead, responses=problem_responses(400, 401, 403, 404, 409, 412, 422)
-)
+@router.post("/{order_id}/changes", response_model=OrderRead, responses=WRITE_PROBLEMS)
+async def change_order(
+    order_id: uuid.UUID, body: OrderChange, request: Request, response: Response, principal: Seller, uow: Uow
+) -> OrderRead:
+    """Before approval: amend the order and restart approval. After approval, before any
+    shipment: a change request that runs its own approval round and applies when approved.
+    Either way `order.changed` is emitted."""
+    amendment = Amendment(
+        lines=tuple(body.order_lines()) if body.lines is not None else None,
+        payment_terms=body.payment_terms,
+        payment_method=body.payment_method,
+        delivery_address=body.delivery_address,
+        requested_delivery_date=body.requested_delivery_date.isoformat() if body.requested_delivery_date else None,
+        reason=body.reason,
+    )
+    order = await handlers.amend_order(order_id, amendment, principal, uow, if_match=expected_version(request))
+    return _read(order, response)
+
+
+@router.post("/{order_id}/approve", response_model=OrderRead, responses=WRITE_PROBLEMS)
+async def approve_order(
+    order_id: uuid.UUID, request: Request, response: Response, principal: Approver, uow: Uow
+) -> OrderRead:
+    """Approve the level the order is waiting at (403 when the caller's role is not that level's).
+
+    At the finance level the credit check runs again: over the limit puts the order on credit hold."""
+    order = await handlers.approve_order(order_id, principal, uow, if_match=expected_version(request))
+    return _read(order, response)
+
+
+@router.post("/{order_id}/reject", response_model=OrderRead, responses=WRITE_PROBLEMS)
+async def reject_order(
+    order_id: uuid.UUID, body: Reason, request: Request, response: Response, principal: Approver, uow: Uow
+) -> OrderRead:
+    """Reject with a reason: the order returns to its owner (a change request is discarded)."""
+    order = await handlers.reject_order(order_id, principal, body.reason, uow, if_match=expected_version(request))
+    return _read(order, response)
+
+
+@router.post("/{order_id}/cancel", response_model=OrderRead, responses=WRITE_PROBLEMS)
+async def cancel_order(
+    order_id: uuid.UUID, body: Reason, request: Request, response: Response, principal: Seller, uow: Uow
+) -> OrderRead:
+    """Cancel before anything has shipped, with a reason (`order.cancelled`)."""
+    order = await handlers.cancel_order(order_id, principal, body.reason, uow, if_match=expected_version(request))
+    return _read(order, response)
+
+
+@router.post("/{order_id}/shipments", status_code=201, response_model=OrderRead, responses=WRITE_PROBLEMS)
+async def release_shipment(
+    order_id: uuid.UUID, body: ShipmentCreate, request: Request, response: Response, principal: Fulfiller, uow: Uow
+) -> OrderRead:
+    """Release (part of) an approved, prepaid-as-agreed order to the warehouse as one shipment."""
+    order, shipment_id = await handlers.release_shipment(
+        order_id,
+        [(item.line_no, item.quantity) for item in body.items],
+        principal,
+        uow,
+        carrier=body.carrier,
+        expected_delivery_date=body.expected_delivery_date.isoformat() if body.expected_delivery_date else None,
+        if_match=expected_version(request),
+    )
+    response.headers["Location"] = f"/v1/orders/{order.id}/shipments/{shipment_id}"
+    return _read(order, response)
+
+
+@router.post("/{order_id}/shipments/{shipment_id}/pick", response_model=OrderRead, responses=WRITE_PROBLEMS)
+async def pick_shipment(
+    order_id: uuid.UUID, shipment_id: uuid.UUID, response: Response, principal: Fulfiller, uow: Uow
+) -> OrderRead:
+    return _read(await handlers.pick_shipment(order_id, shipment_id, principal, uow), response)
+
+
+@router.post("/{order_id}/shipments/{shipment_id}/ship", response_model=OrderRead, responses=WRITE_PROBLEMS)
+async def ship_shipment(
+    order_id: uuid.UUID, shipment_id: uuid.UUID, body: ShipmentShip, response: Response, principal: Fulfiller, uow: Uow
+) -> OrderRead:
+    """The shipment left with its carrier and tracking number (`order.shipped`)."""
+    order = await handlers.ship_shipment(
+        order_id,
+        shipment_id,
+        principal,
+        uow,
+        carrier=body.carrier,
+        tracking_number=body.tracking_number,
+        serial_numbers={line.line_no: tuple(line.serial_numbers) for line in body.lines},
+        expected_delivery_date=body.expected_delivery_date.isoformat() if body.expected_delivery_date else None,
+    )
+    return _read(order, response)
+
+
+@router.post("/{order_id}/shipments/{shipment_id}/deliver", response_model=OrderRead, responses=WRITE_PROBLEMS)
+async def deliver_shipment(
+    order_id: uuid.UUID, shipment_id: uuid.UUID, response: Response, principal: Fulfiller, uow: Uow
+) -> OrderRead:
+    """The shipment arrived; when everything on the order has, `order.delivered` is emitted once."""
+    return _read(await handlers.deliver_shipment(order_id, shipment_id, principal, uow), response)
+
+
+@router.post("/{order_id}/delay", response_model=OrderRead, responses=WRITE_PROBLEMS)
+async def delay_order(
+    order_id: uuid.UUID, body: Delay, response: Response, principal: Fulfiller, uow: Uow
+) -> OrderRead:
+    """A new delivery promise with its reason (`order.delayed`)."""
+    order = await handlers.delay_order(
+        order_id, body.promised_date.isoformat(), body.reason, principal, uow, shipment_id=body.shipment_id
+    )
+    return _read(order, response)
+
+
+@router.post("/{order_id}/payments", status_code=201, response_model=OrderRead, responses=WRITE_PROBLEMS)
+async def receive_payment(
+    order_id: uuid.UUID, body: PaymentIn, response: Response, principal: Finance, uow: Uow
+) -> OrderRead:
+    """Money received against the order (`payment.received`); it may release a prepayment hold."""
+    order = await handlers.receive_payment(order_id, body.amount, principal, uow, reference=body.reference)
+    return _read(order, response)
+
+
+@router.post("/{order_id}/invoices", status_code=201, response_model=OrderRead, responses=WRITE_PROBLEMS)
+async def issue_invoice(
+    order_id: uuid.UUID, body: InvoiceIn, response: Response, principal: Finance, uow: Uow
+) -> OrderRead:
+    order = await handlers.issue_invoice(
+        order_id,
+        body.number,
+        body.amount,
+        principal,
+        uow,
+        due_date=body.due_date.isoformat() if body.due_date else None,
+    )
+    return _read(order, response)
+
+
+@router.post("/{order_id}/deliver", response_model=OrderRead, responses=WRITE_PROBLEMS)
 async def deliver_order(
     order_id: uuid.UUID,
     request: Request,
     response: Response,
-    principal: Deliverer,
+    principal: Fulfiller,
     uow: Uow,
     body: Annotated[DeliverOrder | None, Body()] = None,
 ) -> OrderRead:
-    """SHORTCUT (platform issue): everything on the order is delivered; emits `order.delivered`.
+    """SHORTCUT (platform issue): the rest of an approved order ships and arrives at once.
 
-    The orders issue replaces this with shipments, ERP callbacks and partial deliveries.
-    """
+    Prefer shipments (`/shipments`, pick, ship, deliver) or the ERP callbacks."""
     serials = {line.line_no: tuple(line.serial_numbers) for line in (body.lines if body else [])}
     order = await handlers.deliver_order_shortcut(
         order_id, principal, uow, serial_numbers=serials, if_match=expected_version(request)
     )
-    set_etag(response, order.version)
-    return _read(order)
+    return _read(order, response)
 
 
-def _read(order) -> OrderRead:
-    return OrderRead.model_validate(
-        {
-            **order.__dict__,
-            "status": order.status.value,
-            "lines": [line.__dict__ for line in order.lines],
-            "contact": order.contact.model_dump() if order.contact else None,
-        }
-    )
+@approvals_router.get("", response_model=Page[OrderRead], responses=problem_responses(400, 401, 403))
+async def approval_queue(
+    request: Request,
+    response: Response,
+    principal: Approver,
+    uow: Uow,
+    page: Annotated[PageParams, Depends(page_params)],
+    assignee: Annotated[Literal["me"], Query(description="Only `me`: the caller's queue, by role")] = "me",
+) -> Page[OrderRead]:
+    """Orders waiting for a decision at a level the caller's role decides (`pending_role`)."""
+    items, next_cursor = await handlers.approval_queue(principal, uow, page)
+    return paginated(request, response, [OrderRead.model_validate(o) for o in items], next_cursor)
+
+
+@credit_router.put("/{customer_id}", status_code=204, responses=problem_responses(400, 401, 403, 422))
+async def set_credit_limit(
+    customer_id: Annotated[SafeStr, Path(min_length=1, max_length=100)],
+    body: CreditLimitIn,
+    principal: Finance,
+    uow: Uow,
+) -> Response:
+    """Finance sets a customer's credit limit; held orders that now fit go back to finance."""
+    await handlers.set_credit_limit(customer_id, Decimal(body.credit_limit), body.currency, principal.sub, uow)
+    return Response(status_code=204)

@@ -1,3 +1,27 @@
-from services.orders.domain.order import Order, OrderLine, OrderStatus
+from services.orders.domain.order import NotAnApprover, Order, effective_discount_pct
+from services.orders.domain.values import (
+    Amendment,
+    ApprovalStep,
+    CreditFigures,
+    Level,
+    OrderLine,
+    OrderStatus,
+    ShipmentStatus,
+    StepStatus,
+    money,
+)
 
-__all__ = ["Order", "OrderLine", "OrderStatus"]
+__all__ = [
+    "Amendment",
+    "ApprovalStep",
+    "CreditFigures",
+    "Level",
+    "NotAnApprover",
+    "Order",
+    "OrderLine",
+    "OrderStatus",
+    "ShipmentStatus",
+    "StepStatus",
+    "effective_discount_pct",
+    "money",
+]

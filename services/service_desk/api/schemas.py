@@ -29,6 +29,12 @@ class SurveyRead(ApiResponse):
     owner_id: str
     created_at: datetime
     reminded_at: datetime | None
+    ticket_id: uuid.UUID | None = None
+    expires_at: datetime | None = None
+    csat: int | None = None
+    nps: int | None = None
+    comment: str | None = None
+    completed_at: datetime | None = None
 
 
 class WarrantyRead(ApiResponse):

@@ -1,0 +1,183 @@
+"""The customer's survey page: server-rendered HTML (Jinja2), no token needed but the link.
+
+Public on purpose: the secret link is the credential. The page works on a phone (one column,
+large touch targets), loads nothing from elsewhere (inline CSS, no scripts: a strict CSP says
+so), and speaks Chinese or English (``?lang=`` first, then ``Accept-Language``, default
+Chinese). The answer is a plain form POST (``application/x-www-form-urlencoded``) to the same
+URL, so it works without JavaScript. A used, expired or unknown link gets a page that says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.responses import HTMLResponse
+
+from services.service_desk import handlers
+from services.service_desk.domain import InvalidAnswer, Survey, SurveyAlreadyAnswered, SurveyExpired
+from shared.domain import NotFound
+from shared.service import get_uow
+
+router = APIRouter(prefix="/v1/surveys/answer", tags=["survey page (customers)"])
+# Public on purpose, and marked so: tests/test_api_safety.py skips only operations saying why.
+PUBLIC = {"x-public": "a customer's page: the secret token in the link is the credential"}
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+LANGUAGES = ("zh", "en")
+SECURITY_HEADERS = {
+    # Nothing but this page's inline styles; the form posts only back here.
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",  # the URL holds the secret token
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+
+TEXT: dict[str, dict[str, str]] = {
+    "zh": {
+        "html_lang": "zh-CN",
+        "title": "满意度调查",
+        "greeting": "{name}，感谢您的惠顾！",
+        "intro_delivery": "您的订单已送达。请花一分钟告诉我们您的体验。",
+        "intro_ticket": "您的服务工单已处理完毕。请告诉我们您对本次服务的评价。",
+        "csat": "您对本次体验的满意度如何？",
+        "csat_low": "非常不满意",
+        "csat_high": "非常满意",
+        "nps": "您有多大可能向朋友或同事推荐我们？",
+        "nps_low": "完全不可能",
+        "nps_high": "非常可能",
+        "comment": "还有什么想告诉我们的吗？（选填）",
+        "submit": "提交",
+        "error_csat": "请选择 1 到 5 分的满意度。",
+        "error_nps": "请选择 0 到 10 分的推荐意愿。",
+        "error_comment": "留言最多 2000 个字。",
+        "thanks_title": "感谢您的反馈！",
+        "thanks": "我们已收到您的回答。",
+        "used_title": "此调查已完成",
+        "used": "此链接已经提交过回答，每个链接只能回答一次。感谢您的参与！",
+        "expired_title": "此调查链接已过期",
+        "expired": "很抱歉，此链接已超过有效期，无法再提交回答。",
+        "unknown_title": "找不到此调查",
+        "unknown": "此链接无效。请检查链接是否完整。",
+        "switch": "English",
+    },
+    "en": {
+        "html_lang": "en",
+        "title": "Satisfaction survey",
+        "greeting": "Thank you, {name}!",
+        "intro_delivery": "Your order has been delivered. Please take a minute to tell us how it went.",
+        "intro_ticket": "Your service request has been resolved. Please tell us how we did.",
+        "csat": "How satisfied are you with your experience?",
+        "csat_low": "Very dissatisfied",
+        "csat_high": "Very satisfied",
+        "nps": "How likely are you to recommend us to a friend or colleague?",
+        "nps_low": "Not at all likely",
+        "nps_high": "Extremely likely",
+        "comment": "Anything else you would like to tell us? (optional)",
+        "submit": "Submit",
+        "error_csat": "Please choose a satisfaction score from 1 to 5.",
+        "error_nps": "Please choose a score from 0 to 10.",
+        "error_comment": "The comment may have at most 2000 characters.",
+        "thanks_title": "Thank you for your feedback!",
+        "thanks": "We have received your answer.",
+        "used_title": "This survey has already been answered",
+        "used": "An answer was already submitted with this link; each link can be answered once. Thank you!",
+        "expired_title": "This survey link has expired",
+        "expired": "Sorry, this link is past its validity and can no longer be answered.",
+        "unknown_title": "Survey not found",
+        "unknown": "This link is not valid. Please check that it is complete.",
+        "switch": "中文",
+    },
+}
+
+
+def choose_language(request: Request, explicit: str | None = None) -> str:
+    """``?lang=`` (or the form's ``lang``) wins, else the best ``Accept-Language`` match."""
+    for candidate in (explicit, request.query_params.get("lang")):
+        if candidate:
+            primary = candidate.strip().lower()[:2]
+            if primary in LANGUAGES:
+                return primary
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate(request.headers.get("accept-language", "").split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        primary = tag.strip().lower()[:2]
+        if primary in LANGUAGES and quality > 0:
+            ranked.append((-quality, index, primary))
+    return min(ranked)[2] if ranked else "zh"
+
+
+def _render(template: str, lang: str, status: int, **context: Any) -> HTMLResponse:
+    html = TEMPLATES.get_template(template).render(t=TEXT[lang], lang=lang, **context)
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _refusal(exc: Exception, lang: str) -> HTMLResponse:
+    if isinstance(exc, SurveyAlreadyAnswered):
+        return _render("survey_message.html", lang, 409, kind="used")
+    if isinstance(exc, SurveyExpired):
+        return _render("survey_message.html", lang, 410, kind="expired")
+    return _render("survey_message.html", lang, 404, kind="unknown")
+
+
+def _form(survey: Survey, lang: str, status: int = 200, *, errors=(), values=None) -> HTMLResponse:
+    return _render("survey.html", lang, status, survey=survey, errors=list(errors), values=values or {})
+
+
+@router.get("/{token}", response_class=HTMLResponse, summary="The customer's survey page", openapi_extra=PUBLIC)
+async def survey_page(token: str, request: Request) -> HTMLResponse:
+    lang = choose_language(request)
+    try:
+        survey = await handlers.open_survey(token, get_uow(request))
+    except (NotFound, SurveyAlreadyAnswered, SurveyExpired) as exc:
+        return _refusal(exc, lang)
+    return _form(survey, lang)
+
+
+@router.post(
+    "/{token}", response_class=HTMLResponse, summary="The customer answers (a form post)", openapi_extra=PUBLIC
+)
+async def answer_survey(token: str, request: Request) -> HTMLResponse:
+    form = _parse_form(await request.body())
+    lang = choose_language(request, form.get("lang"))
+    cmd = handlers.AnswerSurvey(
+        token=token, csat=_score(form.get("csat")), nps=_score(form.get("nps")), comment=form.get("comment")
+    )
+    try:
+        await handlers.answer_survey(cmd, get_uow(request))
+    except (NotFound, SurveyAlreadyAnswered, SurveyExpired) as exc:
+        return _refusal(exc, lang)
+    except InvalidAnswer as exc:
+        survey = await handlers.open_survey(token, get_uow(request))
+        return _form(survey, lang, 422, errors=[f"error_{exc.field}"], values=form)
+    return _render("survey_message.html", lang, 200, kind="thanks")
+
+
+def _parse_form(body: bytes) -> dict[str, str]:
+    """The browser's urlencoded form; undecodable bytes and NULs can never reach the database."""
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return {key: values[0].replace("\x00", "") for key, values in fields.items() if values}
+
+
+def _score(value: str | None) -> int | None:
+    value = (value or "").strip()
+    return int(value) if value.isdigit() and len(value) <= 2 else None

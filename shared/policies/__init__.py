@@ -1,0 +1,68 @@
+"""Business policies that are data shared by several services (one source of truth).
+
+A policy is a versioned JSON file beside this module. Services read it through these loaders
+and never import each other: contracts and orders both ask :func:`discount_authority` who may
+grant a discount, and every approval records ``policy.version``. Changing a threshold means a
+new file version, not a code change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class AuthorityLevel:
+    role: str
+    max_discount_pct: Decimal | None  # None: no upper limit (the last level)
+
+    def covers(self, discount_pct: Decimal) -> bool:
+        return self.max_discount_pct is None or discount_pct <= self.max_discount_pct
+
+
+@dataclass(frozen=True)
+class DiscountAuthority:
+    """Ordered levels, lowest authority first; the last one has no limit."""
+
+    version: str
+    levels: tuple[AuthorityLevel, ...]
+
+    def level_of(self, role: str) -> AuthorityLevel | None:
+        return next((level for level in self.levels if level.role == role), None)
+
+    def required_level(self, discount_pct: Decimal) -> AuthorityLevel:
+        """The lowest level whose authority covers ``discount_pct``."""
+        return next(level for level in self.levels if level.covers(discount_pct))
+
+    def authority_of(self, roles: frozenset[str] | set[str]) -> AuthorityLevel | None:
+        """The highest level among ``roles`` (None when no role has discount authority)."""
+        held = [level for level in self.levels if level.role in roles]
+        return held[-1] if held else None
+
+
+def parse_discount_authority(document: dict) -> DiscountAuthority:
+    levels = tuple(
+        AuthorityLevel(
+            role=str(item["role"]),
+            max_discount_pct=None if item["max_discount_pct"] is None else Decimal(str(item["max_discount_pct"])),
+        )
+        for item in document["levels"]
+    )
+    if not levels or levels[-1].max_discount_pct is not None:
+        raise ValueError("the last discount authority level must have no limit")
+    limits = [level.max_discount_pct for level in levels[:-1]]
+    if any(limit is None for limit in limits) or limits != sorted(limits):  # type: ignore[type-var]
+        raise ValueError("discount authority limits must increase level by level")
+    return DiscountAuthority(version=str(document["version"]), levels=levels)
+
+
+@cache
+def discount_authority() -> DiscountAuthority:
+    """The current discount authority policy (read once per process)."""
+    return parse_discount_authority(json.loads((_HERE / "discount_authority.json").read_text()))

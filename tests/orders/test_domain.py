@@ -1,0 +1,217 @@
+"""Pure domain rules of the order: approval paths, credit hold, prepayment, partial delivery."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from services.orders.domain import (
+    Amendment,
+    CreditFigures,
+    Level,
+    NotAnApprover,
+    Order,
+    OrderLine,
+    OrderStatus,
+    StepStatus,
+)
+from shared.domain import DomainError, InvalidTransition
+from shared.events import OrderApproved, OrderChanged, OrderDelivered, OrderRejected
+from shared.policies import discount_authority, parse_discount_authority
+
+NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+POLICY = discount_authority()
+MANAGER = frozenset({"sales_manager"})
+DIRECTOR = frozenset({"regional_director"})
+MARKETING = frozenset({"marketing_director"})
+FINANCE = frozenset({"finance"})
+
+
+def credit(limit: str = "1000000", outstanding: str = "0", amount: str = "1000") -> CreditFigures:
+    return CreditFigures(Decimal(limit), Decimal(outstanding), Decimal(amount), "customer")
+
+
+def order(discount_pct: str = "0", terms: str = "net 30", quantity: str = "2") -> Order:
+    qty, price = Decimal(quantity), Decimal("500.00")
+    amount = (qty * price * (100 - Decimal(discount_pct)) / 100).quantize(Decimal("0.01"))
+    line = OrderLine(
+        line_no=1, sku="P-1", description="Pump", quantity=qty, unit_price=price, amount=amount, warranty_months=12
+    )
+    return Order.enter(
+        policy=POLICY,
+        id=uuid.uuid4(),
+        number="SO-2026-000001",
+        customer_id="c-1",
+        customer_name="C1",
+        owner_id="rep-1",
+        currency="CNY",
+        lines=[line],
+        total_amount=amount,
+        payment_terms=terms,
+        created_at=NOW,
+    )
+
+
+def events(o: Order) -> list:
+    return [e for e, _ in o.take_events()]
+
+
+def test_policy_is_shared_data_with_a_version() -> None:
+    assert POLICY.version
+    assert [(lv.role, lv.max_discount_pct) for lv in POLICY.levels] == [
+        ("sales_rep", Decimal(5)),
+        ("sales_manager", Decimal(10)),
+        ("regional_director", Decimal(20)),
+        ("marketing_director", None),
+    ]
+    with pytest.raises(ValueError):
+        parse_discount_authority({"version": "x", "levels": [{"role": "a", "max_discount_pct": "5"}]})
+
+
+def test_no_discount_skips_the_director_with_the_rule_and_finance_approves() -> None:
+    o = order()
+    assert o.status == OrderStatus.PENDING_APPROVAL and o.pending_role == "sales_manager"
+    skipped = o._step(Level.DISCOUNT)
+    assert skipped.status == StepStatus.SKIPPED and "within the owner's authority" in skipped.rule
+    assert skipped.policy_version == POLICY.version
+    o.approve(by="mgr", roles=MANAGER, now=NOW, policy=POLICY, credit=credit())
+    assert o.pending_role == "finance"
+    step = o.approve(by="fin", roles=FINANCE, now=NOW, policy=POLICY, credit=credit())
+    assert step.decided_by == "fin" and step.decided_role == "finance" and step.figures["exposure"] == "1000"
+    assert o.status == OrderStatus.RELEASED and o.pending_role is None
+    assert any(isinstance(e, OrderApproved) for e in events(o))
+
+
+def test_discount_beyond_the_managers_authority_needs_the_regional_director() -> None:
+    o = order(discount_pct="15")
+    assert o.discount_pct == Decimal("15.00")
+    o.approve(by="mgr", roles=MANAGER, now=NOW, policy=POLICY, credit=credit())
+    assert o.pending_role == "regional_director"
+    with pytest.raises(NotAnApprover):
+        o.approve(by="fin", roles=FINANCE, now=NOW, policy=POLICY, credit=credit())
+    step = o.approve(by="dir", roles=DIRECTOR, now=NOW, policy=POLICY, credit=credit())
+    assert step.figures["discount_pct"] == "15.00" and step.figures["approver_authority_pct"] == "20"
+    assert o.pending_role == "finance"
+
+
+def test_within_the_managers_authority_is_covered_by_the_manager_level() -> None:
+    o = order(discount_pct="8")
+    assert "sales manager's authority" in o._step(Level.DISCOUNT).rule
+
+
+def test_above_twenty_percent_needs_the_marketing_director_and_a_higher_authority_may_decide() -> None:
+    o = order(discount_pct="25")
+    o.approve(by="mgr", roles=MANAGER, now=NOW, policy=POLICY, credit=credit())
+    assert o.pending_role == "marketing_director"
+    with pytest.raises(NotAnApprover):
+        o.approve(by="dir", roles=DIRECTOR, now=NOW, policy=POLICY, credit=credit())
+    o.approve(by="md", roles=MARKETING, now=NOW, policy=POLICY, credit=credit())
+    assert o.pending_role == "finance"
+
+
+def test_credit_hold_shows_the_figures_and_a_higher_limit_releases_it() -> None:
+    o = order()
+    o.approve(by="mgr", roles=MANAGER, now=NOW, policy=POLICY, credit=credit(limit="5000", outstanding="4500"))
+    assert o.status == OrderStatus.CREDIT_HOLD and o.credit_hold and o.pending_role is None
+    held = o._step(Level.FINANCE)
+    assert held.figures == {
+        "credit_limit": "5000",
+        "outstanding_balance": "4500",
+        "order_amount": "1000",
+        "exposure": "5500",
+        "limit_source": "customer",
+    }
+    with pytest.raises(InvalidTransition):
+        o.approve(by="fin", roles=FINANCE, now=NOW, policy=POLICY, credit=credit(limit="5000", outstanding="4500"))
+    assert not o.recheck_credit(credit(limit="5400", outstanding="4500"), NOW)
+    assert o.recheck_credit(credit(limit="6000", outstanding="4500"), NOW)
+    assert o.status == OrderStatus.PENDING_APPROVAL and o.pending_role == "finance"
+
+
+def test_rejection_returns_to_the_owner_and_an_amendment_restarts_approval() -> None:
+    o = order()
+    with pytest.raises(DomainError):
+        o.reject(by="mgr", roles=MANAGER, reason=" ", now=NOW, policy=POLICY)
+    o.reject(by="mgr", roles=MANAGER, reason="wrong address", now=NOW, policy=POLICY)
+    assert o.status == OrderStatus.RETURNED
+    rejected = [e for e in events(o) if isinstance(e, OrderRejected)]
+    assert rejected[0].reason == "wrong address" and rejected[0].role == "sales_manager"
+    assert o.amend(Amendment(delivery_address="2 Nanjing Rd"), by="rep-1", now=NOW, policy=POLICY) == "amended"
+    assert o.status == OrderStatus.PENDING_APPROVAL and o.approval_round == 2 and o.pending_role == "sales_manager"
+    assert [e.kind for e in events(o) if isinstance(e, OrderChanged)] == ["amended"]
+
+
+def test_nobody_approves_their_own_order() -> None:
+    o = order()
+    with pytest.raises(NotAnApprover):
+        o.approve(by="rep-1", roles=frozenset({"admin"}), now=NOW, policy=POLICY, credit=credit())
+
+
+def approved(o: Order) -> Order:
+    o.approve(by="mgr", roles=MANAGER, now=NOW, policy=POLICY, credit=credit())
+    o.approve(by="fin", roles=FINANCE, now=NOW, policy=POLICY, credit=credit())
+    events(o)
+    return o
+
+
+def test_change_after_approval_is_a_change_request_applied_only_when_approved() -> None:
+    o = approved(order())
+    new_line = OrderLine(
+        line_no=1, sku="P-1", description="Pump", quantity=Decimal(3), unit_price=Decimal(500), amount=Decimal(1500)
+    )
+    assert o.amend(Amendment(lines=(new_line,)), by="rep-1", now=NOW, policy=POLICY) == "change_requested"
+    assert o.total_amount == Decimal("1000.00") and o.pending_role == "sales_manager"
+    with pytest.raises(InvalidTransition):
+        o.release_shipment(uuid.uuid4(), [(1, Decimal(1))], now=NOW)
+    o.approve(by="mgr", roles=MANAGER, now=NOW, policy=POLICY, credit=credit(amount="1500"))
+    o.approve(by="fin", roles=FINANCE, now=NOW, policy=POLICY, credit=credit(amount="1500"))
+    assert o.total_amount == Decimal(1500) and o.pending_change is None and o.status == OrderStatus.RELEASED
+    kinds = [e.kind for e in events(o) if isinstance(e, OrderChanged)]
+    assert kinds == ["change_requested", "change_applied"]
+
+
+def test_prepayment_holds_shipping_until_paid() -> None:
+    o = approved(order(terms="30% prepayment, net 30"))
+    assert o.status == OrderStatus.AWAITING_PREPAYMENT and o.prepayment_required == Decimal("300.00")
+    with pytest.raises(InvalidTransition, match="prepayment"):
+        o.release_shipment(uuid.uuid4(), [(1, Decimal(1))], now=NOW)
+    o.receive_payment(uuid.uuid4(), Decimal("299.99"), now=NOW)
+    assert o.status == OrderStatus.AWAITING_PREPAYMENT
+    o.receive_payment(uuid.uuid4(), Decimal("0.01"), now=NOW)
+    assert o.status == OrderStatus.RELEASED
+
+
+def test_partial_deliveries_end_in_one_order_delivered_with_every_serial() -> None:
+    o = approved(order(quantity="3"))
+    first = o.release_shipment(uuid.uuid4(), [(1, Decimal(2))], now=NOW)
+    with pytest.raises(DomainError):
+        o.release_shipment(uuid.uuid4(), [(1, Decimal(2))], now=NOW)  # only 1 left
+    o.pick_shipment(first.id, NOW)
+    o.ship_shipment(first.id, now=NOW, carrier="SF", tracking_number="T1", serial_numbers={1: ("A", "B")})
+    o.deliver_shipment(first.id, NOW)
+    assert o.status == OrderStatus.PARTIALLY_DELIVERED
+    assert not [e for e in events(o) if isinstance(e, OrderDelivered)]
+    second = o.release_shipment(uuid.uuid4(), [(1, Decimal(1))], now=NOW)
+    with pytest.raises(InvalidTransition):
+        o.deliver_shipment(second.id, NOW)  # not shipped yet
+    o.ship_shipment(second.id, now=NOW, serial_numbers={1: ("C",)})
+    o.deliver_shipment(second.id, NOW)
+    [delivered] = [e for e in events(o) if isinstance(e, OrderDelivered)]
+    assert delivered.items[0].serial_numbers == ("A", "B", "C") and delivered.items[0].warranty_months == 12
+    assert o.status == OrderStatus.DELIVERED
+    o.receive_payment(uuid.uuid4(), Decimal(1500), now=NOW)
+    assert o.status == OrderStatus.COMPLETED
+
+
+def test_cancellation_before_shipping_only() -> None:
+    o = approved(order())
+    s = o.release_shipment(uuid.uuid4(), [(1, Decimal(2))], now=NOW)
+    o.ship_shipment(s.id, now=NOW)
+    with pytest.raises(InvalidTransition):
+        o.cancel(by="rep-1", reason="customer changed mind", now=NOW)
+    other = order()
+    other.cancel(by="rep-1", reason="customer changed mind", now=NOW)
+    assert other.status == OrderStatus.CANCELLED and other.pending_role is None
