@@ -15,6 +15,8 @@ class OrdersSettings(ServiceSettings):
     erp_webhook_secret: str = DEV_ERP_WEBHOOK_SECRET
     # The credit limit of a customer the ERP has not sent one for yet, in the order's currency.
     default_credit_limit: Decimal = Decimal("500000.00")
+    # Delivery dates are calendar days in the business's time zone (on-time delivery report).
+    business_timezone: str = "Asia/Shanghai"
 
     @model_validator(mode="after")
     def _refuse_development_erp_secret(self) -> "OrdersSettings":

@@ -26,6 +26,7 @@ from sqlalchemy import (
     and_,
     func,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -90,6 +91,10 @@ orders = Table(
         postgresql_where="pending_role IS NOT NULL",
     ),
     Index("ix_orders_customer_id_credit_hold", "customer_id", postgresql_where="credit_hold"),
+    # Reports: the credit hold list, deliveries by period, open receivables.
+    Index("ix_orders_credit_hold_created_at_id", "created_at", "id", postgresql_where="credit_hold"),
+    Index("ix_orders_delivered_at", "delivered_at", postgresql_where="delivered_at IS NOT NULL"),
+    Index("ix_orders_receivable_customer_id", "customer_id", postgresql_where="paid_amount < total_amount"),
 )
 
 # Credit limits per customer, kept current by the ERP (or finance through the API).
@@ -185,6 +190,11 @@ class OrderRepository(Repository[Order]):
         )
         return Decimal(await self.uow.connection.scalar(query))
 
+    async def credit_holds(self, page: PageParams) -> tuple[list[Order], str | None]:
+        query = select(orders).where(orders.c.credit_hold)
+        rows, next_cursor = await fetch_page(self.uow.connection, query, (orders.c.created_at, orders.c.id), page)
+        return [self.from_row(row) for row in rows], next_cursor
+
     async def approval_queue(
         self, roles: frozenset[str], page: PageParams, *, region: str | None = None
     ) -> tuple[list[Order], str | None]:
@@ -251,3 +261,66 @@ async def claim_webhook(uow, webhook_id: str, kind: str) -> bool:
         .returning(erp_webhooks.c.webhook_id)
     )
     return (await uow.execute(statement)).first() is not None
+
+
+# -- reports ---------------------------------------------------------------------------------
+
+_CYCLE_TIMES = text(
+    """
+    SELECT step->>'level' AS level,
+           count(*) AS decisions,
+           avg(extract(epoch FROM (step->>'decided_at')::timestamptz - (step->>'entered_at')::timestamptz)) AS avg_s,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM
+               (step->>'decided_at')::timestamptz - (step->>'entered_at')::timestamptz)) AS p50_s,
+           max(extract(epoch FROM (step->>'decided_at')::timestamptz - (step->>'entered_at')::timestamptz)) AS max_s
+      FROM orders.orders o, jsonb_array_elements(o.approvals) AS step
+     WHERE o.created_at >= :since AND o.created_at < :until
+       AND step->>'status' IN ('approved', 'rejected')
+       AND step->>'entered_at' IS NOT NULL AND step->>'decided_at' IS NOT NULL
+     GROUP BY 1 ORDER BY 1
+    """
+)
+
+_ON_TIME = text(
+    """
+    SELECT count(*) AS delivered,
+           count(*) FILTER (WHERE requested_delivery_date IS NOT NULL) AS with_promise,
+           count(*) FILTER (WHERE requested_delivery_date IS NOT NULL
+                              AND (delivered_at AT TIME ZONE :tz)::date <= requested_delivery_date::date) AS on_time
+      FROM orders.orders
+     WHERE delivered_at >= :since AND delivered_at < :until
+    """
+)
+
+_RECEIVABLES = text(
+    """
+    SELECT customer_id, currency,
+           sum(total_amount - paid_amount) AS outstanding,
+           sum(total_amount - paid_amount) FILTER (WHERE age <= 30) AS d0_30,
+           sum(total_amount - paid_amount) FILTER (WHERE age > 30 AND age <= 60) AS d31_60,
+           sum(total_amount - paid_amount) FILTER (WHERE age > 60 AND age <= 90) AS d61_90,
+           sum(total_amount - paid_amount) FILTER (WHERE age > 90) AS d90_plus
+      FROM (SELECT customer_id, currency, total_amount, paid_amount,
+                   extract(day FROM :now - coalesce(delivered_at, approved_at, created_at)) AS age
+              FROM orders.orders
+             WHERE paid_amount < total_amount AND status = ANY(:statuses)) AS open_orders
+     GROUP BY customer_id, currency ORDER BY outstanding DESC, customer_id LIMIT :limit
+    """
+)
+
+
+class Reports:
+    """Read-only aggregates for managers and finance (DESIGN: approval cycle, holds, delivery, receivables)."""
+
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def approval_cycle_times(self, since: datetime, until: datetime) -> list[Any]:
+        return list(await self.uow.execute(_CYCLE_TIMES, {"since": since, "until": until}))
+
+    async def on_time_delivery(self, since: datetime, until: datetime, tz: str) -> Any:
+        return (await self.uow.execute(_ON_TIME, {"since": since, "until": until, "tz": tz})).one()
+
+    async def receivables(self, now: datetime, limit: int) -> list[Any]:
+        statuses = [s.value for s in CREDIT_EXPOSED]
+        return list(await self.uow.execute(_RECEIVABLES, {"now": now, "statuses": statuses, "limit": limit}))

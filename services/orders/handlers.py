@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from services.orders.config import get_settings
-from services.orders.db import CreditLimits, OrderRepository, claim_webhook
+from services.orders.db import CreditLimits, OrderRepository, Reports, claim_webhook
 from services.orders.domain import Amendment, CreditFigures, Order, OrderLine
 from shared.auth import Principal
 from shared.domain import NotFound
@@ -122,7 +122,14 @@ async def approve_order(
 ) -> Order:
     async def approve(order: Order, now: datetime) -> None:
         credit = await credit_figures(uow, order)
-        order.approve(by=principal.sub, roles=principal.roles, now=now, policy=discount_authority(), credit=credit)
+        order.approve(
+            by=principal.sub,
+            roles=principal.roles,
+            now=now,
+            policy=discount_authority(),
+            credit=credit,
+            region=principal.region,
+        )
 
     return await _change(order_id, principal, uow, approve, if_match=if_match)
 
@@ -131,7 +138,14 @@ async def reject_order(
     order_id: uuid.UUID, principal: Principal, reason: str, uow: UnitOfWork, *, if_match: int | None = None
 ) -> Order:
     def reject(order: Order, now: datetime) -> None:
-        order.reject(by=principal.sub, roles=principal.roles, reason=reason, now=now, policy=discount_authority())
+        order.reject(
+            by=principal.sub,
+            roles=principal.roles,
+            reason=reason,
+            now=now,
+            policy=discount_authority(),
+            region=principal.region,
+        )
 
     return await _change(order_id, principal, uow, reject, if_match=if_match)
 
@@ -321,3 +335,29 @@ async def erp_callback(
             await _recheck_holds(uow, order.customer_id, now)
         await uow.commit()
     return order
+
+
+# -- reports ---------------------------------------------------------------------------------
+
+
+async def credit_holds(uow: UnitOfWork, page: PageParams) -> tuple[list[Order], str | None]:
+    async with uow:
+        return await OrderRepository(uow).credit_holds(page)
+
+
+async def approval_cycle_times(uow: UnitOfWork, since: datetime, until: datetime) -> list:
+    """Per level: decisions and seconds from entering the queue to the decision (time on credit hold excluded)."""
+    async with uow:
+        return await Reports(uow).approval_cycle_times(since, until)
+
+
+async def on_time_delivery(uow: UnitOfWork, since: datetime, until: datetime):
+    """Orders delivered in the period, and how many by the date the customer asked for."""
+    async with uow:
+        return await Reports(uow).on_time_delivery(since, until, get_settings().business_timezone)
+
+
+async def receivables(uow: UnitOfWork, limit: int) -> list:
+    """Open balances per customer, aged from delivery (or approval while undelivered)."""
+    async with uow:
+        return await Reports(uow).receivables(datetime.now(UTC), limit)

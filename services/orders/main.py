@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 
 from services.orders.api import erp
-from services.orders.api.router import approvals_router, credit_router, router
+from services.orders.api.router import approvals_router, credit_router, reports_router, router
 from services.orders.config import OrdersSettings, get_settings
 from services.orders.db import platform_tables
 from shared.http import create_service_app
@@ -19,6 +19,6 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         "fulfilment with shipments, ERP callbacks (Standard Webhooks), payments and invoices. "
         "A delivery starts the satisfaction survey (`order.delivered`).",
         version="0.2.0",
-        routers=[router, approvals_router, credit_router, erp.router],
+        routers=[router, approvals_router, credit_router, reports_router, erp.router],
         lifespan=api_lifespan(settings, platform_tables),
     )

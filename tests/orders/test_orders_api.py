@@ -184,6 +184,7 @@ async def test_discount_beyond_authority_goes_to_the_regional_director(
     assert [o["id"] for o in (await orders.get("/v1/approvals", headers=DIRECTOR)).json()["items"]] == [order["id"]]
     west = auth("director-2", "regional_director", region="west")
     assert (await orders.get("/v1/approvals", headers=west)).json()["items"] == []
+    assert (await orders.post(url, headers=west)).status_code == 403
     assert (await orders.post(url, headers=FINANCE)).status_code == 403
 
     order = await decide(orders, order["id"], DIRECTOR)
@@ -430,3 +431,37 @@ async def test_cancellation_before_shipping_with_a_reason(system: System, clean_
     assert cancelled["status"] == "cancelled" and cancelled["cancelled_reason"] == "customer withdrew"
     assert await outbox_count(clean_db, "order.cancelled.v1") == 1
     assert (await orders.post(f"/v1/orders/{order['id']}/approve", headers=MANAGER)).status_code == 409
+
+
+async def test_reports_cycle_times_holds_on_time_delivery_and_receivables(
+    system: System, clean_db: asyncpg.Connection
+) -> None:
+    orders = await system.client("orders")
+    await orders.put("/v1/credit-limits/small", json={"credit_limit": "100.00", "currency": "CNY"}, headers=FINANCE)
+    delivered = await enter(orders, order_body("big"))
+    await decide(orders, delivered["id"], MANAGER)
+    await decide(orders, delivered["id"], FINANCE)
+    shortcut = await orders.post(f"/v1/orders/{delivered['id']}/deliver", headers=MANAGER)
+    assert shortcut.status_code == 200 and shortcut.json()["status"] == "delivered", shortcut.text
+    held = await enter(orders, order_body("small"))
+    await decide(orders, held["id"], MANAGER)
+
+    assert (await orders.get("/v1/order-reports/receivables", headers=REP)).status_code == 403
+    cycle = (await orders.get("/v1/order-reports/approval-cycle-times", headers=MANAGER)).json()
+    by_level = {level["level"]: level for level in cycle["levels"]}
+    assert by_level["sales_manager_review"]["decisions"] == 2 and by_level["finance"]["decisions"] == 1
+    assert "discount_authority" not in by_level  # skipped levels are not decisions
+    holds = (await orders.get("/v1/order-reports/credit-holds", headers=FINANCE)).json()["items"]
+    assert [o["id"] for o in holds] == [held["id"]]
+    on_time = (await orders.get("/v1/order-reports/on-time-delivery", headers=MANAGER)).json()
+    assert (on_time["delivered"], on_time["with_requested_date"], on_time["on_time"]) == (1, 1, 1)
+    assert on_time["on_time_rate"] == "1.0000"
+    bad_period = await orders.get(
+        "/v1/order-reports/on-time-delivery",
+        params={"since": "2026-12-01T00:00:00Z", "until": "2026-11-01T00:00:00Z"},
+        headers=MANAGER,
+    )
+    assert bad_period.status_code == 400
+    [receivable] = (await orders.get("/v1/order-reports/receivables", headers=FINANCE)).json()["items"]
+    assert receivable["customer_id"] == "big" and receivable["outstanding"] == "3000.00"
+    assert receivable["days_0_30"] == "3000.00" and receivable["days_over_90"] == "0.00"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -11,14 +12,19 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from services.orders import handlers
 from services.orders.api.schemas import (
     CreditLimitIn,
+    CycleTime,
+    CycleTimes,
     Delay,
     DeliverOrder,
     InvoiceIn,
+    OnTimeDelivery,
     OrderChange,
     OrderCreate,
     OrderRead,
     PaymentIn,
     Reason,
+    Receivable,
+    Receivables,
     ShipmentCreate,
     ShipmentShip,
 )
@@ -35,7 +41,7 @@ from shared.auth import (
     require_roles,
 )
 from shared.concurrency import set_etag
-from shared.errors import problem_responses
+from shared.errors import Problem, problem_responses
 from shared.events import ContactInfo
 from shared.idempotency import IdempotentRoute
 from shared.pagination import Page, PageParams, page_params, paginated
@@ -45,6 +51,7 @@ from shared.uow import UnitOfWork
 router = APIRouter(prefix="/v1/orders", tags=["orders"], route_class=IdempotentRoute)
 approvals_router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 credit_router = APIRouter(prefix="/v1/credit-limits", tags=["credit limits"])
+reports_router = APIRouter(prefix="/v1/order-reports", tags=["reports"])
 
 SALES = (SALES_REP, SALES_MANAGER, REGIONAL_DIRECTOR, MARKETING_DIRECTOR, ADMIN)
 APPROVERS = (SALES_MANAGER, REGIONAL_DIRECTOR, MARKETING_DIRECTOR, FINANCE, ADMIN)
@@ -54,6 +61,9 @@ Approver = Annotated[Principal, Depends(require_roles(*APPROVERS))]
 # No warehouse role exists yet: sales managers run fulfilment by hand; the ERP calls /v1/erp/...
 Fulfiller = Annotated[Principal, Depends(require_roles(SALES_MANAGER, ADMIN))]
 Finance = Annotated[Principal, Depends(require_roles(FINANCE, ADMIN))]
+Analyst = Annotated[
+    Principal, Depends(require_roles(SALES_MANAGER, REGIONAL_DIRECTOR, MARKETING_DIRECTOR, FINANCE, ADMIN))
+]
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 
 WRITE_PROBLEMS = problem_responses(400, 401, 403, 404, 409, 412, 422)
@@ -280,3 +290,81 @@ async def set_credit_limit(
     """Finance sets a customer's credit limit; held orders that now fit go back to finance."""
     await handlers.set_credit_limit(customer_id, Decimal(body.credit_limit), body.currency, principal.sub, uow)
     return Response(status_code=204)
+
+
+def _period(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    until = until or datetime.now(UTC)
+    since = since or until - timedelta(days=30)
+    if since.tzinfo is None or until.tzinfo is None:
+        raise Problem(
+            400, "Bad period", "since and until need a time zone (e.g. 2026-11-01T00:00:00Z).", slug="bad-period"
+        )
+    if since >= until:
+        raise Problem(400, "Bad period", "since must be before until.", slug="bad-period")
+    return since, until
+
+
+Since = Annotated[datetime | None, Query(description="Start of the period (default: 30 days before until)")]
+Until = Annotated[datetime | None, Query(description="End of the period, exclusive (default: now)")]
+
+
+@reports_router.get("/approval-cycle-times", response_model=CycleTimes, responses=problem_responses(400, 401, 403))
+async def approval_cycle_times(principal: Analyst, uow: Uow, since: Since = None, until: Until = None) -> CycleTimes:
+    """Per approval level, for orders entered in the period: decisions, and seconds from queue to decision."""
+    since, until = _period(since, until)
+    rows = await handlers.approval_cycle_times(uow, since, until)
+    levels = [
+        CycleTime(level=r.level, decisions=r.decisions, avg_seconds=r.avg_s, p50_seconds=r.p50_s, max_seconds=r.max_s)
+        for r in rows
+    ]
+    return CycleTimes(since=since, until=until, levels=levels)
+
+
+@reports_router.get("/credit-holds", response_model=Page[OrderRead], responses=problem_responses(400, 401, 403))
+async def credit_holds(
+    request: Request,
+    response: Response,
+    principal: Analyst,
+    uow: Uow,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[OrderRead]:
+    """Orders (and change requests) on credit hold, with the figures in their finance step."""
+    items, next_cursor = await handlers.credit_holds(uow, page)
+    return paginated(request, response, [OrderRead.model_validate(o) for o in items], next_cursor)
+
+
+@reports_router.get("/on-time-delivery", response_model=OnTimeDelivery, responses=problem_responses(400, 401, 403))
+async def on_time_delivery(principal: Analyst, uow: Uow, since: Since = None, until: Until = None) -> OnTimeDelivery:
+    """Orders fully delivered in the period, and the share delivered by the customer's requested date."""
+    since, until = _period(since, until)
+    row = await handlers.on_time_delivery(uow, since, until)
+    rate = (Decimal(row.on_time) / Decimal(row.with_promise)).quantize(Decimal("0.0001")) if row.with_promise else None
+    return OnTimeDelivery(
+        since=since,
+        until=until,
+        delivered=row.delivered,
+        with_requested_date=row.with_promise,
+        on_time=row.on_time,
+        on_time_rate=rate,
+    )
+
+
+@reports_router.get("/receivables", response_model=Receivables, responses=problem_responses(400, 401, 403))
+async def receivables(principal: Finance, uow: Uow, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Receivables:
+    """Outstanding receivables by customer (largest first) and age since delivery: 0-30, 31-60, 61-90, 90+ days."""
+    rows = await handlers.receivables(uow, limit)
+    zero = Decimal(0)
+    return Receivables(
+        items=[
+            Receivable(
+                customer_id=r.customer_id,
+                currency=r.currency,
+                outstanding=r.outstanding,
+                days_0_30=r.d0_30 or zero,
+                days_31_60=r.d31_60 or zero,
+                days_61_90=r.d61_90 or zero,
+                days_over_90=r.d90_plus or zero,
+            )
+            for r in rows
+        ]
+    )

@@ -334,3 +334,43 @@ class ErpInvoiceIssued(ApiModel):
 class ErpAck(ApiResponse):
     webhook_id: str
     applied: bool = Field(description="False when this webhook-id had already been applied (a replay)")
+
+
+# -- reports -----------------------------------------------------------------------------------
+
+
+class CycleTime(ApiResponse):
+    level: str
+    decisions: int
+    avg_seconds: float
+    p50_seconds: float
+    max_seconds: float
+
+
+class CycleTimes(ApiResponse):
+    since: datetime
+    until: datetime
+    levels: list[CycleTime]
+
+
+class OnTimeDelivery(ApiResponse):
+    since: datetime
+    until: datetime
+    delivered: int
+    with_requested_date: int
+    on_time: int
+    on_time_rate: Decimal | None = Field(description="on_time / with_requested_date, 4 decimals; null without data")
+
+
+class Receivable(ApiResponse):
+    customer_id: str
+    currency: str
+    outstanding: Money
+    days_0_30: Money
+    days_31_60: Money
+    days_61_90: Money
+    days_over_90: Money
+
+
+class Receivables(ApiResponse):
+    items: list[Receivable]

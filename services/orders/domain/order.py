@@ -64,6 +64,8 @@ ADMIN = "admin"
 SALES_REP = "sales_rep"
 SALES_MANAGER = "sales_manager"
 FINANCE = "finance"
+REGIONAL_DIRECTOR = "regional_director"
+MARKETING_DIRECTOR = "marketing_director"
 
 
 class NotAnApprover(DomainError):
@@ -231,7 +233,14 @@ class Order(Aggregate):
     # -- approval -----------------------------------------------------------------------------
 
     def approve(
-        self, *, by: str, roles: frozenset[str], now: datetime, policy: DiscountAuthority, credit: CreditFigures
+        self,
+        *,
+        by: str,
+        roles: frozenset[str],
+        now: datetime,
+        policy: DiscountAuthority,
+        credit: CreditFigures,
+        region: str | None = None,
     ) -> ApprovalStep:
         """The current level approves; ``credit`` are the figures finance would decide on."""
         step = self._open_step(StepStatus.PENDING)
@@ -239,7 +248,7 @@ class Order(Aggregate):
             if self._open_step(StepStatus.ON_HOLD):
                 raise InvalidTransition("the order is on credit hold: raise the credit limit or receive a payment")
             raise InvalidTransition(f"a {self.status} order has no approval pending")
-        self._check_approver(step, by, roles, policy)
+        self._check_approver(step, by, roles, policy, region)
         if step.level == Level.FINANCE and not credit.within_limit:
             self._hold(step, credit, now)
             return self._step(step.level)
@@ -257,14 +266,21 @@ class Order(Aggregate):
         return self._step(step.level)
 
     def reject(
-        self, *, by: str, roles: frozenset[str], reason: str, now: datetime, policy: DiscountAuthority
+        self,
+        *,
+        by: str,
+        roles: frozenset[str],
+        reason: str,
+        now: datetime,
+        policy: DiscountAuthority,
+        region: str | None = None,
     ) -> ApprovalStep:
         step = self._open_step(StepStatus.PENDING) or self._open_step(StepStatus.ON_HOLD)
         if step is None:
             raise InvalidTransition(f"a {self.status} order has no approval pending")
         if not reason.strip():
             raise DomainError("a rejection needs a reason")
-        self._check_approver(step, by, roles, policy)
+        self._check_approver(step, by, roles, policy, region)
         decided_role = self._deciding_role(step, roles, policy)
         self._replace(
             step,
@@ -669,9 +685,14 @@ class Order(Aggregate):
             )
         )
 
-    def _check_approver(self, step: ApprovalStep, by: str, roles: frozenset[str], policy: DiscountAuthority) -> None:
+    def _check_approver(
+        self, step: ApprovalStep, by: str, roles: frozenset[str], policy: DiscountAuthority, region: str | None
+    ) -> None:
         if by == self.owner_id:
             raise NotAnApprover("nobody approves their own order")
+        director_only = roles.isdisjoint({ADMIN, MARKETING_DIRECTOR})
+        if step.role == REGIONAL_DIRECTOR and director_only and region and self.region and region != self.region:
+            raise NotAnApprover(f"a regional director decides for their own region ({self.region} is not {region})")
         if ADMIN in roles or step.role in roles:
             return
         if step.level == Level.DISCOUNT:
