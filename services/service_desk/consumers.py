@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.service_desk.config import get_settings
-from services.service_desk.db import SurveyRepository, WarrantyRepository
-from services.service_desk.domain import Survey, Warranty
+from services.service_desk.db import SurveyRepository, TicketRepository, WarrantyRepository
+from services.service_desk.domain import Survey, TicketStatus, Warranty
 from services.service_desk.links import new_survey_link
 from shared.events import OrderDelivered
 from shared.inbox import Subscription
@@ -16,6 +16,7 @@ from shared.timers import schedule_timer
 from shared.uow import UnitOfWork
 
 SURVEY_REMINDER = "survey.reminder"
+TICKET_AUTO_CLOSE = "ticket.auto_close"
 
 
 async def on_order_delivered(event: OrderDelivered, uow: UnitOfWork) -> None:
@@ -50,5 +51,14 @@ async def remind_survey(payload: dict[str, Any], uow: UnitOfWork) -> None:
         await surveys.save(survey)
 
 
+async def auto_close_ticket(payload: dict[str, Any], uow: UnitOfWork) -> None:
+    """No answer to the closed-loop link within N days: the resolution stands, the ticket closes."""
+    tickets = TicketRepository(uow)
+    ticket = await tickets.get(uuid.UUID(payload["_key"]), None, for_update=True)
+    if ticket is not None and ticket.status == TicketStatus.RESOLVED:
+        ticket.close(now=datetime.now(UTC), reason="no_answer")
+        await tickets.save(ticket)
+
+
 SUBSCRIPTIONS = [Subscription("service_desk.order_delivered", on_order_delivered, events=(OrderDelivered,))]
-TIMERS = {SURVEY_REMINDER: remind_survey}
+TIMERS = {SURVEY_REMINDER: remind_survey, TICKET_AUTO_CLOSE: auto_close_ticket}

@@ -6,23 +6,38 @@ import uuid
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     ColumnElement,
     Index,
     Integer,
     Numeric,
+    Sequence,
     SmallInteger,
     Table,
     Text,
     UniqueConstraint,
+    false,
+    func,
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
-from services.service_desk.domain import Survey, SurveyStatus, Warranty
-from shared.auth import Principal
+from services.service_desk.domain import (
+    OPEN_STATUSES,
+    Agent,
+    Channel,
+    Priority,
+    Survey,
+    SurveyStatus,
+    Ticket,
+    TicketStatus,
+    TicketType,
+    Warranty,
+)
+from shared.auth import ADMIN, Principal
 from shared.db import service_metadata, utc_timestamp
 from shared.events import ContactInfo
 from shared.repository import Repository, json_codec
@@ -86,6 +101,60 @@ warranties = Table(
     Index("ix_warranties_owner_id_created_at_id", "owner_id", "created_at", "id"),
     Index("ix_warranties_serial_number_created_at_id", "serial_number", "created_at", "id"),
     Index("ix_warranties_order_id_created_at_id", "order_id", "created_at", "id"),
+)
+
+ticket_number_seq = Sequence("ticket_number_seq", metadata=metadata)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("number", Text, nullable=False, unique=True),
+    Column("version", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("priority", Text, nullable=False),
+    Column("group", Text, nullable=False),
+    Column("category", Text),
+    Column("customer_id", Text, nullable=False),
+    Column("customer_name", Text, nullable=False),
+    Column("contact", JSONB),
+    Column("order_id", UUID(as_uuid=True)),
+    Column("serial_number", Text),
+    Column("assignee_id", Text),
+    Column("resolution", Text),
+    Column("close_reason", Text),
+    Column("reopen_count", Integer, nullable=False),
+    Column("confirmation_token_hash", Text, unique=True),
+    utc_timestamp("created_at", nullable=False),
+    utc_timestamp("updated_at", nullable=False),
+    utc_timestamp("first_responded_at"),
+    utc_timestamp("resolved_at"),
+    utc_timestamp("closed_at"),
+    Index("ix_tickets_created_at_id", "created_at", "id"),
+    Index("ix_tickets_status_created_at_id", "status", "created_at", "id"),
+    Index("ix_tickets_assignee_id_status", "assignee_id", "status"),
+    Index("ix_tickets_customer_id_created_at_id", "customer_id", "created_at", "id"),
+    Index("ix_tickets_order_id_created_at_id", "order_id", "created_at", "id"),
+    Index("ix_tickets_group_created_at_id", "group", "created_at", "id"),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", Text, primary_key=True),  # the agent's token subject
+    Column("version", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("groups", ARRAY(Text), nullable=False),
+    Column("capacity", Integer, nullable=False),
+    Column("on_duty", Boolean, nullable=False),
+    utc_timestamp("created_at", nullable=False),
+    CheckConstraint("capacity >= 0", name="capacity_non_negative"),
+    Index("ix_agents_created_at_id", "created_at", "id"),
+    Index("ix_agents_groups", "groups", postgresql_using="gin"),
 )
 
 CONTACT = json_codec(ContactInfo | None)
@@ -232,4 +301,138 @@ class SurveyRepository(SupportVisible, Repository[Survey]):
             nps=row.nps,
             comment=row.comment,
             completed_at=row.completed_at,
+        )
+
+
+def _support_only(principal: Principal | None) -> ColumnElement[bool]:
+    if principal is None or principal.roles & (SUPPORT_ROLES | {ADMIN}):
+        return true()
+    return false()
+
+
+class TicketRepository(Repository[Ticket]):
+    table = tickets
+    noun = "ticket"
+
+    def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
+        return _support_only(principal)
+
+    async def next_number(self, year: int) -> str:
+        # A sequence never hands out a number twice, even under concurrency; gaps are fine.
+        value = await self.uow.connection.scalar(ticket_number_seq.next_value())
+        return f"TK-{year}-{value:06d}"
+
+    async def open_counts(self, agent_ids: list[str]) -> dict[str, int]:
+        """Open tickets per agent: the load auto-assignment balances."""
+        if not agent_ids:
+            return {}
+        query = (
+            select(tickets.c.assignee_id, func.count())
+            .where(tickets.c.assignee_id.in_(agent_ids), tickets.c.status.in_([s.value for s in OPEN_STATUSES]))
+            .group_by(tickets.c.assignee_id)
+        )
+        return {row[0]: row[1] for row in await self.uow.execute(query)}
+
+    async def by_confirmation_hash(self, token_hash: str) -> Ticket | None:
+        query = select(tickets).where(tickets.c.confirmation_token_hash == token_hash).with_for_update()
+        row = (await self.uow.execute(query)).first()
+        if row is None:
+            return None
+        ticket = self.from_row(row)
+        self._loaded_versions[ticket.aggregate_id] = ticket.version
+        return ticket
+
+    def to_row(self, t: Ticket) -> dict[str, Any]:
+        return {
+            "id": t.id,
+            "number": t.number,
+            "version": t.version,
+            "status": t.status.value,
+            "subject": t.subject,
+            "description": t.description,
+            "channel": t.channel.value,
+            "type": t.type.value,
+            "priority": t.priority.value,
+            "group": t.group,
+            "category": t.category,
+            "customer_id": t.customer_id,
+            "customer_name": t.customer_name,
+            "contact": CONTACT.dump_python(t.contact, mode="json"),
+            "order_id": t.order_id,
+            "serial_number": t.serial_number,
+            "assignee_id": t.assignee_id,
+            "resolution": t.resolution,
+            "close_reason": t.close_reason,
+            "reopen_count": t.reopen_count,
+            "confirmation_token_hash": t.confirmation_token_hash,
+            "created_at": t.created_at,
+            "updated_at": t.updated_at,
+            "first_responded_at": t.first_responded_at,
+            "resolved_at": t.resolved_at,
+            "closed_at": t.closed_at,
+        }
+
+    def from_row(self, row: Any) -> Ticket:
+        return Ticket(
+            id=row.id,
+            number=row.number,
+            version=row.version,
+            status=TicketStatus(row.status),
+            subject=row.subject,
+            description=row.description,
+            channel=Channel(row.channel),
+            type=TicketType(row.type),
+            priority=Priority(row.priority),
+            group=row.group,
+            category=row.category,
+            customer_id=row.customer_id,
+            customer_name=row.customer_name,
+            contact=CONTACT.validate_python(row.contact),
+            order_id=row.order_id,
+            serial_number=row.serial_number,
+            assignee_id=row.assignee_id,
+            resolution=row.resolution,
+            close_reason=row.close_reason,
+            reopen_count=row.reopen_count,
+            confirmation_token_hash=row.confirmation_token_hash,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            first_responded_at=row.first_responded_at,
+            resolved_at=row.resolved_at,
+            closed_at=row.closed_at,
+        )
+
+
+class AgentRepository(Repository[Agent]):
+    table = agents
+    noun = "agent"
+
+    def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
+        return _support_only(principal)
+
+    async def lock_group(self, group: str) -> list[Agent]:
+        """The group's agents, locked in id order: concurrent assignments see each other's load."""
+        query = select(agents).where(agents.c.groups.contains([group])).order_by(agents.c.id).with_for_update()
+        return [self.from_row(row) for row in await self.uow.execute(query)]
+
+    def to_row(self, a: Agent) -> dict[str, Any]:
+        return {
+            "id": a.id,
+            "version": a.version,
+            "name": a.name,
+            "groups": list(a.groups),
+            "capacity": a.capacity,
+            "on_duty": a.on_duty,
+            "created_at": a.created_at,
+        }
+
+    def from_row(self, row: Any) -> Agent:
+        return Agent(
+            id=row.id,
+            version=row.version,
+            name=row.name,
+            groups=tuple(row.groups),
+            capacity=row.capacity,
+            on_duty=row.on_duty,
+            created_at=row.created_at,
         )

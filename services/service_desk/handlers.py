@@ -4,16 +4,34 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from services.service_desk.consumers import SURVEY_REMINDER
-from services.service_desk.db import SurveyRepository, WarrantyRepository
-from services.service_desk.domain import Coverage, Survey, Warranty, check_coverage
-from services.service_desk.links import hash_token, well_formed
+from sqlalchemy import select
+
+from services.service_desk.config import get_settings
+from services.service_desk.consumers import SURVEY_REMINDER, TICKET_AUTO_CLOSE
+from services.service_desk.db import AgentRepository, SurveyRepository, TicketRepository, WarrantyRepository
+from services.service_desk.db import tickets as tickets_table
+from services.service_desk.domain import (
+    Agent,
+    Channel,
+    Coverage,
+    Priority,
+    Survey,
+    Ticket,
+    TicketStatus,
+    TicketType,
+    Warranty,
+    check_coverage,
+    choose_agent,
+)
+from services.service_desk.links import hash_token, new_confirmation_link, new_survey_link, well_formed
 from shared.auth import Principal
-from shared.domain import NotFound
+from shared.domain import NotFound, PreconditionFailed
+from shared.events import ContactInfo
 from shared.pagination import PageParams
-from shared.timers import cancel_timer
+from shared.timers import cancel_timer, schedule_timer
 from shared.uow import UnitOfWork
 
 
@@ -106,3 +124,217 @@ async def check_warranty(
             principal, serial_number=serial_number, order_id=order_id, line_no=line_no
         )
     return check_coverage(candidates, at, what=what)
+
+
+BUSINESS_TZ = ZoneInfo("Asia/Shanghai")  # ticket numbers carry the business year
+
+# -- tickets ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenTicket:
+    subject: str
+    description: str
+    channel: Channel
+    type: TicketType
+    priority: Priority
+    customer_id: str
+    customer_name: str
+    group: str | None = None
+    category: str | None = None
+    contact: ContactInfo | None = None
+    order_id: uuid.UUID | None = None
+    serial_number: str | None = None
+
+
+async def open_ticket(cmd: OpenTicket, uow: UnitOfWork) -> Ticket:
+    """Open and, when an agent of its group has room, assign it in the same transaction."""
+    settings = get_settings()
+    async with uow:
+        tickets = TicketRepository(uow)
+        now = datetime.now(UTC)
+        fields = dict(cmd.__dict__)
+        fields["group"] = cmd.group or settings.ticket_type_groups.get(cmd.type.value, "general")
+        ticket = Ticket.open(
+            id=uuid.uuid4(),
+            number=await tickets.next_number(now.astimezone(BUSINESS_TZ).year),
+            created_at=now,
+            **fields,
+        )
+        await auto_assign(ticket, uow, now)
+        await tickets.add(ticket)
+        await uow.commit()
+    return ticket
+
+
+async def auto_assign(ticket: Ticket, uow: UnitOfWork, now: datetime) -> bool:
+    agents = await AgentRepository(uow).lock_group(ticket.group)
+    loads = await TicketRepository(uow).open_counts([a.id for a in agents])
+    chosen = choose_agent(agents, loads, ticket.group)
+    if chosen is None:
+        return False  # stays new in the group's queue until someone has room
+    ticket.assign(chosen.id, now=now)
+    return True
+
+
+async def assign_queued(group: str, uow: UnitOfWork, now: datetime, *, limit: int = 100) -> int:
+    """Give the group's unassigned tickets (oldest first) to agents who now have room."""
+    queued = await uow.execute(
+        select(tickets_table.c.id)
+        .where(tickets_table.c.group == group, tickets_table.c.status == TicketStatus.NEW.value)
+        .order_by(tickets_table.c.created_at, tickets_table.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    repo = TicketRepository(uow)
+    assigned = 0
+    for (ticket_id,) in queued.all():
+        ticket = await repo.get_for_change(ticket_id, None)
+        if not await auto_assign(ticket, uow, now):
+            break
+        await repo.save(ticket)
+        assigned += 1
+    return assigned
+
+
+async def get_ticket(ticket_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> Ticket:
+    async with uow:
+        return await TicketRepository(uow).get_visible(ticket_id, principal)
+
+
+async def list_tickets(
+    principal: Principal, uow: UnitOfWork, page: PageParams, **filters
+) -> tuple[list[Ticket], str | None]:
+    async with uow:
+        return await TicketRepository(uow).list(principal, page, filters=filters)
+
+
+async def change_ticket(
+    ticket_id: uuid.UUID, principal: Principal, uow: UnitOfWork, action: str, *, if_match: int | None = None, **args
+) -> Ticket:
+    """A state transition by an agent or lead: start, wait_for_customer, customer_replied,
+    resolve, close, reopen, assign."""
+    async with uow:
+        tickets = TicketRepository(uow)
+        ticket = await tickets.get_for_change(ticket_id, principal, if_match=if_match)
+        now = datetime.now(UTC)
+        if action == "assign":
+            agent = await AgentRepository(uow).get(args["agent_id"], None)  # type: ignore[arg-type]
+            if agent is None:
+                raise NotFound(f"no agent {args['agent_id']}")
+            ticket.assign(agent.id, now=now, by=principal.sub)
+        elif action == "resolve":
+            await _resolve(ticket, uow, now, resolution=args["resolution"], by=principal.sub)
+        elif action == "close":
+            ticket.close(now=now, reason="agent", by=principal.sub)
+            await cancel_timer(uow, TICKET_AUTO_CLOSE, key=str(ticket.id))
+        elif action == "reopen":
+            ticket.reopen(now=now, reason=args["reason"], by=principal.sub)
+            await cancel_timer(uow, TICKET_AUTO_CLOSE, key=str(ticket.id))
+        else:
+            getattr(ticket, action)(now)
+        await tickets.save(ticket)
+        await uow.commit()
+    return ticket
+
+
+async def _resolve(ticket: Ticket, uow: UnitOfWork, now: datetime, *, resolution: str, by: str) -> None:
+    """Resolved: the customer gets a confirmation link and a CSAT survey; no answer closes it later."""
+    ticket.resolve(resolution, now=now, by=by, confirmation=new_confirmation_link(now))
+    settings = get_settings()
+    await schedule_timer(
+        uow,
+        TICKET_AUTO_CLOSE,
+        key=str(ticket.id),
+        due_at=now + timedelta(seconds=settings.ticket_auto_close_after_seconds),
+    )
+    surveys = SurveyRepository(uow)
+    if not await surveys.exists_for_ticket(ticket.id):  # a reopened and re-resolved ticket is surveyed once
+        survey = Survey.for_ticket(
+            survey_id=uuid.uuid4(),
+            ticket_id=ticket.id,
+            customer_id=ticket.customer_id,
+            customer_name=ticket.customer_name,
+            contact=ticket.contact,
+            owner_id=by,
+            now=now,
+            link=new_survey_link(now),
+        )
+        await surveys.add(survey)
+        await schedule_timer(
+            uow,
+            SURVEY_REMINDER,
+            key=str(survey.id),
+            due_at=now + timedelta(seconds=settings.survey_reminder_after_seconds),
+        )
+
+
+async def confirm_resolution(token: str, *, resolved: bool, note: str | None, uow: UnitOfWork) -> Ticket:
+    """The customer's answer through the closed-loop link: confirmed closes, not fixed reopens."""
+    async with uow:
+        tickets = TicketRepository(uow)
+        ticket = await tickets.by_confirmation_hash(hash_token(token)) if well_formed(token) else None
+        if ticket is None:
+            raise NotFound("no ticket awaits confirmation with this link")
+        now = datetime.now(UTC)
+        if resolved:
+            ticket.close(now=now, reason="confirmed", by="customer")
+        else:
+            ticket.reopen(now=now, reason=(note or "").strip() or "the customer says it is not resolved", by="customer")
+        await cancel_timer(uow, TICKET_AUTO_CLOSE, key=str(ticket.id))
+        await tickets.save(ticket)
+        await uow.commit()
+    return ticket
+
+
+async def confirmation_ticket(token: str, uow: UnitOfWork) -> Ticket:
+    async with uow:
+        ticket = await TicketRepository(uow).by_confirmation_hash(hash_token(token)) if well_formed(token) else None
+    if ticket is None:
+        raise NotFound("no ticket awaits confirmation with this link")
+    return ticket
+
+
+# -- agents -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PutAgent:
+    agent_id: str
+    name: str
+    groups: tuple[str, ...]
+    capacity: int
+    on_duty: bool
+
+
+async def put_agent(cmd: PutAgent, uow: UnitOfWork, *, if_match: int | None = None) -> tuple[Agent, bool]:
+    """Create or update an agent; then queued tickets of their groups go to whoever has room."""
+    async with uow:
+        agents = AgentRepository(uow)
+        now = datetime.now(UTC)
+        agent = await agents.get(cmd.agent_id, None, for_update=True)  # type: ignore[arg-type]
+        created = agent is None
+        if agent is None:
+            agent = Agent(id=cmd.agent_id, name=cmd.name, created_at=now)
+            agent.update(name=cmd.name, groups=cmd.groups, capacity=cmd.capacity, on_duty=cmd.on_duty)
+            await agents.add(agent)
+        else:
+            if if_match is not None and if_match != agent.version:
+                raise PreconditionFailed("the agent has changed since you read it")
+            agent.update(name=cmd.name, groups=cmd.groups, capacity=cmd.capacity, on_duty=cmd.on_duty)
+            await agents.save(agent)
+        if agent.on_duty:
+            for group in agent.groups:
+                await assign_queued(group, uow, now)
+        await uow.commit()
+    return agent, created
+
+
+async def list_agents(principal: Principal, uow: UnitOfWork, page: PageParams) -> tuple[list[Agent], str | None]:
+    async with uow:
+        return await AgentRepository(uow).list(principal, page)
+
+
+async def get_agent(agent_id: str, principal: Principal, uow: UnitOfWork) -> Agent:
+    async with uow:
+        return await AgentRepository(uow).get_visible(agent_id, principal)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from services.service_desk.config import get_settings
 from services.service_desk.domain import SurveyLink
 
 SURVEY_PAGE_PATH = "/v1/surveys/answer/"
+CONFIRMATION_PAGE_PATH = "/v1/tickets/confirm/"
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{20,100}")
 
 
@@ -27,11 +28,16 @@ def well_formed(token: str) -> bool:
     return _TOKEN_RE.fullmatch(token) is not None
 
 
-def new_survey_link(now: datetime) -> SurveyLink:
-    settings = get_settings()
+def _new_link(path: str, expires_at: datetime) -> SurveyLink:
     token = secrets.token_urlsafe(32)
-    return SurveyLink(
-        url=f"{settings.public_base_url.rstrip('/')}{SURVEY_PAGE_PATH}{token}",
-        token_hash=hash_token(token),
-        expires_at=now + timedelta(seconds=settings.survey_link_ttl_seconds),
-    )
+    base = get_settings().public_base_url.rstrip("/")
+    return SurveyLink(url=f"{base}{path}{token}", token_hash=hash_token(token), expires_at=expires_at)
+
+
+def new_survey_link(now: datetime) -> SurveyLink:
+    return _new_link(SURVEY_PAGE_PATH, now + timedelta(seconds=get_settings().survey_link_ttl_seconds))
+
+
+def new_confirmation_link(now: datetime) -> SurveyLink:
+    """Valid while the ticket stays resolved (it auto-closes after the configured days)."""
+    return _new_link(CONFIRMATION_PAGE_PATH, now + timedelta(seconds=get_settings().ticket_auto_close_after_seconds))

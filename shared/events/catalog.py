@@ -35,7 +35,13 @@ __all__ = [
     "OrderShipped",
     "PaymentReceived",
     "ShippedItem",
+    "SurveyCompleted",
     "SurveySent",
+    "TicketAssigned",
+    "TicketClosed",
+    "TicketOpened",
+    "TicketReopened",
+    "TicketResolved",
     "WarrantyRegistered",
 ]
 
@@ -259,6 +265,10 @@ class SurveySent(Event, type="survey.sent.v1"):
     ticket_id: uuid.UUID | None = None
     customer_id: str
     contact: ContactInfo | None = None
+    # The customer's survey page (a secret link: one response, expires at ``expires_at``), for
+    # the ERP or mailing system that delivers it.
+    link: str | None = None
+    expires_at: datetime | None = None
 
 
 class WarrantyRegistered(Event, type="warranty.registered.v1"):
@@ -269,3 +279,80 @@ class WarrantyRegistered(Event, type="warranty.registered.v1"):
     serial_number: str | None = None
     starts_at: datetime
     ends_at: datetime
+
+
+class SurveyCompleted(Event, type="survey.completed.v1"):
+    """The customer answered: CSAT 1-5, NPS 0-10 (delivery surveys only) and a comment."""
+
+    survey_id: uuid.UUID
+    trigger: str
+    order_id: uuid.UUID | None = None
+    ticket_id: uuid.UUID | None = None
+    customer_id: str
+    owner_id: str | None = None
+    csat: int
+    nps: int | None = None
+    comment: str | None = None
+    completed_at: datetime
+
+
+class TicketOpened(Event, type="ticket.opened.v1"):
+    """``complaint`` flags complaints, which are counted (leads consume this)."""
+
+    ticket_id: uuid.UUID
+    ticket_number: str
+    channel: str
+    ticket_type: str
+    priority: str
+    group: str
+    subject: str
+    customer_id: str
+    order_id: uuid.UUID | None = None
+    serial_number: str | None = None
+    complaint: bool = False
+    opened_at: datetime
+
+
+class TicketAssigned(Event, type="ticket.assigned.v1"):
+    """``assigned_by`` is the lead who reassigned by hand; absent for automatic assignment."""
+
+    ticket_id: uuid.UUID
+    ticket_number: str
+    assignee_id: str
+    previous_assignee_id: str | None = None
+    group: str
+    assigned_by: str | None = None
+    assigned_at: datetime
+
+
+class TicketResolved(Event, type="ticket.resolved.v1"):
+    """``confirmation_link`` lets the customer confirm (closes) or say it is not fixed (reopens)."""
+
+    ticket_id: uuid.UUID
+    ticket_number: str
+    customer_id: str
+    contact: ContactInfo | None = None
+    resolution: str
+    resolved_by: str
+    resolved_at: datetime
+    confirmation_link: str | None = None
+
+
+class TicketClosed(Event, type="ticket.closed.v1"):
+    """``reason``: confirmed (by the customer), no_answer (closed after N days) or agent."""
+
+    ticket_id: uuid.UUID
+    ticket_number: str
+    reason: str
+    closed_by: str | None = None
+    closed_at: datetime
+
+
+class TicketReopened(Event, type="ticket.reopened.v1"):
+    ticket_id: uuid.UUID
+    ticket_number: str
+    reason: str
+    reopened_by: str | None = None
+    assignee_id: str | None = None
+    reopened_at: datetime
+

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.service_desk import handlers
-from services.service_desk.api import survey_page
+from services.service_desk.api import survey_page, tickets
 from services.service_desk.api.schemas import CoverageRead, SurveyRead, WarrantyRead
 from shared.api import SafeStr
 from shared.auth import ADMIN, SALES_MANAGER, SALES_REP, SUPPORT_AGENT, SUPPORT_LEAD, Principal, require_roles
@@ -109,4 +109,11 @@ def _warranty(warranty) -> WarrantyRead:
     return WarrantyRead.model_validate(warranty.__dict__)
 
 
-routers = [survey_page.router, survey_router, warranty_router]
+routers = [
+    survey_page.router,
+    survey_router,
+    warranty_router,
+    tickets.confirm_router,
+    tickets.ticket_router,
+    tickets.agent_router,
+]

@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import Field
+from pydantic import EmailStr, Field
 
-from shared.api import ApiResponse
+from services.service_desk.domain import Channel, Priority, TicketType
+from shared.api import ApiModel, ApiResponse, SafeStr
 
 
 class ContactRead(ApiResponse):
@@ -60,3 +61,81 @@ class CoverageRead(ApiResponse):
     reason: str = Field(description="covered, not_registered, expired or not_started")
     detail: str
     warranty: WarrantyRead | None
+
+
+class ContactIn(ApiModel):
+    name: SafeStr = Field(min_length=1, max_length=200)
+    email: EmailStr | None = None
+    phone: SafeStr | None = Field(default=None, max_length=40)
+
+
+class TicketCreate(ApiModel):
+    subject: SafeStr = Field(min_length=1, max_length=200)
+    description: SafeStr = Field(default="", max_length=20_000)
+    channel: Channel
+    type: TicketType
+    priority: Priority = Priority.P3
+    group: SafeStr | None = Field(default=None, min_length=1, max_length=100, description="Default: by type")
+    category: SafeStr | None = Field(default=None, max_length=100)
+    customer_id: SafeStr = Field(min_length=1, max_length=100)
+    customer_name: SafeStr = Field(min_length=1, max_length=200)
+    contact: ContactIn | None = None
+    order_id: uuid.UUID | None = None
+    serial_number: SafeStr | None = Field(default=None, max_length=200)
+
+
+class TicketResolve(ApiModel):
+    resolution: SafeStr = Field(min_length=1, max_length=20_000)
+
+
+class TicketReopen(ApiModel):
+    reason: SafeStr = Field(min_length=1, max_length=2000)
+
+
+class TicketAssign(ApiModel):
+    agent_id: SafeStr = Field(min_length=1, max_length=200)
+
+
+class TicketRead(ApiResponse):
+    id: uuid.UUID
+    number: str
+    version: int
+    status: str
+    subject: str
+    description: str
+    channel: str
+    type: str
+    priority: str
+    group: str
+    category: str | None
+    complaint: bool
+    customer_id: str
+    customer_name: str
+    contact: ContactRead | None
+    order_id: uuid.UUID | None
+    serial_number: str | None
+    assignee_id: str | None
+    resolution: str | None
+    close_reason: str | None
+    reopen_count: int
+    created_at: datetime
+    updated_at: datetime
+    first_responded_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+
+
+class AgentPut(ApiModel):
+    name: SafeStr = Field(min_length=1, max_length=200)
+    groups: list[SafeStr] = Field(min_length=1, max_length=50)
+    capacity: int = Field(ge=0, le=1000, description="How many open tickets the agent takes at most")
+    on_duty: bool = True
+
+
+class AgentRead(ApiResponse):
+    id: str
+    version: int
+    name: str
+    groups: list[str]
+    capacity: int
+    on_duty: bool

@@ -70,6 +70,18 @@ TEXT: dict[str, dict[str, str]] = {
         "unknown_title": "找不到此调查",
         "unknown": "此链接无效。请检查链接是否完整。",
         "switch": "English",
+        "confirm_title": "您的问题解决了吗？",
+        "confirm_intro": "工单 {number}：{subject}",
+        "confirm_resolution": "处理结果：",
+        "confirm_yes": "已解决，关闭工单",
+        "confirm_no": "未解决，重新处理",
+        "confirm_note": "如未解决，请说明情况（选填）",
+        "confirmed_title": "感谢确认！",
+        "confirmed": "工单已关闭。",
+        "reopened_title": "我们会继续处理",
+        "reopened": "工单已重新打开，客服会尽快与您联系。",
+        "confirm_unknown_title": "此链接已失效",
+        "confirm_unknown": "此工单已确认、已关闭或链接无效。",
     },
     "en": {
         "html_lang": "en",
@@ -97,6 +109,18 @@ TEXT: dict[str, dict[str, str]] = {
         "unknown_title": "Survey not found",
         "unknown": "This link is not valid. Please check that it is complete.",
         "switch": "中文",
+        "confirm_title": "Is your issue resolved?",
+        "confirm_intro": "Ticket {number}: {subject}",
+        "confirm_resolution": "What we did:",
+        "confirm_yes": "Yes, close the ticket",
+        "confirm_no": "No, it is not resolved",
+        "confirm_note": "If not, tell us what is still wrong (optional)",
+        "confirmed_title": "Thank you for confirming!",
+        "confirmed": "The ticket is closed.",
+        "reopened_title": "We are on it again",
+        "reopened": "The ticket has been reopened; our support team will contact you soon.",
+        "confirm_unknown_title": "This link is no longer valid",
+        "confirm_unknown": "This ticket was already confirmed or closed, or the link is not valid.",
     },
 }
 
@@ -123,21 +147,21 @@ def choose_language(request: Request, explicit: str | None = None) -> str:
     return min(ranked)[2] if ranked else "zh"
 
 
-def _render(template: str, lang: str, status: int, **context: Any) -> HTMLResponse:
+def render(template: str, lang: str, status: int, **context: Any) -> HTMLResponse:
     html = TEMPLATES.get_template(template).render(t=TEXT[lang], lang=lang, **context)
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
 
 def _refusal(exc: Exception, lang: str) -> HTMLResponse:
     if isinstance(exc, SurveyAlreadyAnswered):
-        return _render("survey_message.html", lang, 409, kind="used")
+        return render("survey_message.html", lang, 409, kind="used")
     if isinstance(exc, SurveyExpired):
-        return _render("survey_message.html", lang, 410, kind="expired")
-    return _render("survey_message.html", lang, 404, kind="unknown")
+        return render("survey_message.html", lang, 410, kind="expired")
+    return render("survey_message.html", lang, 404, kind="unknown")
 
 
 def _form(survey: Survey, lang: str, status: int = 200, *, errors=(), values=None) -> HTMLResponse:
-    return _render("survey.html", lang, status, survey=survey, errors=list(errors), values=values or {})
+    return render("survey.html", lang, status, survey=survey, errors=list(errors), values=values or {})
 
 
 @router.get("/{token}", response_class=HTMLResponse, summary="The customer's survey page", openapi_extra=PUBLIC)
@@ -154,7 +178,7 @@ async def survey_page(token: str, request: Request) -> HTMLResponse:
     "/{token}", response_class=HTMLResponse, summary="The customer answers (a form post)", openapi_extra=PUBLIC
 )
 async def answer_survey(token: str, request: Request) -> HTMLResponse:
-    form = _parse_form(await request.body())
+    form = parse_form(await request.body())
     lang = choose_language(request, form.get("lang"))
     cmd = handlers.AnswerSurvey(
         token=token, csat=_score(form.get("csat")), nps=_score(form.get("nps")), comment=form.get("comment")
@@ -166,10 +190,10 @@ async def answer_survey(token: str, request: Request) -> HTMLResponse:
     except InvalidAnswer as exc:
         survey = await handlers.open_survey(token, get_uow(request))
         return _form(survey, lang, 422, errors=[f"error_{exc.field}"], values=form)
-    return _render("survey_message.html", lang, 200, kind="thanks")
+    return render("survey_message.html", lang, 200, kind="thanks")
 
 
-def _parse_form(body: bytes) -> dict[str, str]:
+def parse_form(body: bytes) -> dict[str, str]:
     """The browser's urlencoded form; undecodable bytes and NULs can never reach the database."""
     try:
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)

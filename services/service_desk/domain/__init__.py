@@ -1,3 +1,4 @@
+from services.service_desk.domain.agent import Agent, choose_agent
 from services.service_desk.domain.survey import (
     InvalidAnswer,
     Survey,
@@ -6,17 +7,33 @@ from services.service_desk.domain.survey import (
     SurveyLink,
     SurveyStatus,
 )
+from services.service_desk.domain.ticket import (
+    OPEN_STATUSES,
+    Channel,
+    Priority,
+    Ticket,
+    TicketStatus,
+    TicketType,
+)
 from services.service_desk.domain.warranty import Coverage, Warranty, add_months, check_coverage
 
 __all__ = [
+    "OPEN_STATUSES",
+    "Agent",
+    "Channel",
     "Coverage",
     "InvalidAnswer",
+    "Priority",
     "Survey",
     "SurveyAlreadyAnswered",
     "SurveyExpired",
     "SurveyLink",
     "SurveyStatus",
+    "Ticket",
+    "TicketStatus",
+    "TicketType",
     "Warranty",
     "add_months",
     "check_coverage",
+    "choose_agent",
 ]
