@@ -1,1 +1,23 @@
-"""Orders: order entry (automatic from signed contracts), approval, fulfilment, delivery, payment."""
+"""Orders: order entry (from signed contracts and by hand), three-level approval with credit
+control, fulfilment with shipments, ERP callbacks, payments and invoices.
+
+Decisions worth knowing (see ``domain/order.py`` for the state machine):
+
+- An order's owner has the discount authority of their highest sales role (orders from
+  ``contract.signed`` belong to the contract's rep). The thresholds are the shared, versioned
+  ``shared/policies/discount_authority.json``; every approval step records its version.
+- The discount level is skipped, with the rule, when the owner's authority covers the effective
+  discount (line and header discounts against quantity x unit price), or when the sales
+  manager's does (their level already approves it). Nobody approves their own order.
+- Finance's credit check: the customer's balance on its other approved, unclosed orders plus
+  what is unpaid on this one, against the customer's limit from the ERP (or finance); without
+  one, ``SALESLINE_ORDERS_DEFAULT_CREDIT_LIMIT`` (500,000) in the order's currency. A limit in
+  another currency is not converted: the order waits on credit hold.
+- Prepayment comes from the payment terms ("30% prepayment, net 30", "prepaid", "cash in
+  advance" = 100 %).
+- Changes: before approval they amend and restart approval; after approval and before any
+  shipment they are change requests with their own approval round; after that, refused.
+- ERP callbacks need the ERP client's bearer token (role ``integration``) and a Standard
+  Webhooks signature (``SALESLINE_ORDERS_ERP_WEBHOOK_SECRET``, a development default only in
+  development/test). ``webhook-id``\\ s are remembered for 7 days (longer than senders retry).
+"""

@@ -9,7 +9,7 @@ Columns that queries filter on (``pending_role`` for approval queues, ``credit_h
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    delete,
     func,
     select,
     text,
@@ -252,8 +253,25 @@ class CreditLimits:
         await self.uow.execute(statement.on_conflict_do_update(index_elements=["customer_id"], set_=values))
 
 
+# Standard Webhooks senders retry a message under the same id (re-signed) for days: remember
+# ids longer than any retry schedule.
+WEBHOOK_ID_RETENTION = timedelta(days=7)
+_PURGE_BATCH = 100
+
+
 async def claim_webhook(uow, webhook_id: str, kind: str) -> bool:
-    """Record an ERP ``webhook-id`` in the callback's transaction; False when it was applied before."""
+    """Record an ERP ``webhook-id`` in the callback's transaction; False when it was applied before.
+
+    Each claim also forgets up to a hundred ids past their retention, so the table stays bounded
+    without a separate job.
+    """
+    expired = (
+        select(erp_webhooks.c.webhook_id)
+        .where(erp_webhooks.c.received_at < func.now() - WEBHOOK_ID_RETENTION)
+        .limit(_PURGE_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    await uow.execute(delete(erp_webhooks).where(erp_webhooks.c.webhook_id.in_(expired.scalar_subquery())))
     statement = (
         pg_insert(erp_webhooks)
         .values(webhook_id=webhook_id, kind=kind)

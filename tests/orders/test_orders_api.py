@@ -465,3 +465,16 @@ async def test_reports_cycle_times_holds_on_time_delivery_and_receivables(
     [receivable] = (await orders.get("/v1/order-reports/receivables", headers=FINANCE)).json()["items"]
     assert receivable["customer_id"] == "big" and receivable["outstanding"] == "3000.00"
     assert receivable["days_0_30"] == "3000.00" and receivable["days_over_90"] == "0.00"
+
+
+async def test_remembered_webhook_ids_expire_after_the_retention(system: System, clean_db: asyncpg.Connection) -> None:
+    orders = await system.client("orders")
+    await clean_db.execute(
+        "INSERT INTO orders.erp_webhooks (webhook_id, kind, received_at) VALUES "
+        "('msg_old', 'credit_limit_changed', now() - interval '8 days'), "
+        "('msg_recent', 'credit_limit_changed', now() - interval '6 days')"
+    )
+    response = await erp(orders, "credit-limits", {"customer_id": "acme", "credit_limit": "1.00", "currency": "CNY"})
+    assert response.json()["applied"] is True
+    remembered = {r["webhook_id"] for r in await clean_db.fetch("SELECT webhook_id FROM orders.erp_webhooks")}
+    assert "msg_old" not in remembered and "msg_recent" in remembered and len(remembered) == 2
