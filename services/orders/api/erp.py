@@ -37,6 +37,18 @@ Erp = Annotated[Principal, Depends(require_roles(INTEGRATION))]
 
 M = TypeVar("M", bound=ApiModel)
 PROBLEMS = problem_responses(400, 401, 404, 409, 422)
+
+
+def _documented(model: type[ApiModel]) -> dict:
+    """OpenAPI request body for a route that reads its raw body itself (to verify the signature first).
+
+    Nested models are referenced as components; every one used here is also a body elsewhere.
+    """
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 MAX_WEBHOOK_ID = 255
 
 
@@ -68,7 +80,9 @@ def _currency_matches(order, currency: str) -> None:
         raise DomainError(f"the order is in {order.currency}, the payment in {currency}")
 
 
-@router.post("/shipments/dispatched", response_model=ErpAck, responses=PROBLEMS)
+@router.post(
+    "/shipments/dispatched", response_model=ErpAck, responses=PROBLEMS, openapi_extra=_documented(ErpShipmentDispatched)
+)
 async def shipment_dispatched(request: Request, _: Erp) -> ErpAck:
     """Body: `ErpShipmentDispatched`. The warehouse shipped a released shipment (`order.shipped`)."""
     webhook_id, body = await _verified(request, ErpShipmentDispatched)
@@ -91,7 +105,9 @@ async def shipment_dispatched(request: Request, _: Erp) -> ErpAck:
     return ErpAck(webhook_id=webhook_id, applied=order is not None)
 
 
-@router.post("/shipments/delivered", response_model=ErpAck, responses=PROBLEMS)
+@router.post(
+    "/shipments/delivered", response_model=ErpAck, responses=PROBLEMS, openapi_extra=_documented(ErpShipmentDelivered)
+)
 async def shipment_delivered(request: Request, _: Erp) -> ErpAck:
     """Body: `ErpShipmentDelivered`. The last shipment delivered emits `order.delivered` once."""
     webhook_id, body = await _verified(request, ErpShipmentDelivered)
@@ -105,7 +121,7 @@ async def shipment_delivered(request: Request, _: Erp) -> ErpAck:
     return ErpAck(webhook_id=webhook_id, applied=order is not None)
 
 
-@router.post("/payments", response_model=ErpAck, responses=PROBLEMS)
+@router.post("/payments", response_model=ErpAck, responses=PROBLEMS, openapi_extra=_documented(ErpPaymentReceived))
 async def payment_received(request: Request, _: Erp) -> ErpAck:
     """Body: `ErpPaymentReceived` (`payment.received`); may release a prepayment or credit hold."""
     webhook_id, body = await _verified(request, ErpPaymentReceived)
@@ -120,7 +136,9 @@ async def payment_received(request: Request, _: Erp) -> ErpAck:
     return ErpAck(webhook_id=webhook_id, applied=order is not None)
 
 
-@router.post("/credit-limits", response_model=ErpAck, responses=PROBLEMS)
+@router.post(
+    "/credit-limits", response_model=ErpAck, responses=PROBLEMS, openapi_extra=_documented(ErpCreditLimitChanged)
+)
 async def credit_limit_changed(request: Request, _: Erp) -> ErpAck:
     """Body: `ErpCreditLimitChanged`. Held orders of the customer that now fit go back to finance."""
     webhook_id, body = await _verified(request, ErpCreditLimitChanged)
@@ -135,7 +153,7 @@ async def credit_limit_changed(request: Request, _: Erp) -> ErpAck:
     return ErpAck(webhook_id=webhook_id, applied=applied)
 
 
-@router.post("/invoices", response_model=ErpAck, responses=PROBLEMS)
+@router.post("/invoices", response_model=ErpAck, responses=PROBLEMS, openapi_extra=_documented(ErpInvoiceIssued))
 async def invoice_issued(request: Request, _: Erp) -> ErpAck:
     """Body: `ErpInvoiceIssued` (`invoice.issued`)."""
     webhook_id, body = await _verified(request, ErpInvoiceIssued)
