@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,8 +31,8 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, DeliveryMode
 from prometheus_client import Counter
 from pydantic import ValidationError
+from sqlalchemy import Table, TextClause, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.bus import (
     BROKER_ERRORS,
@@ -89,6 +90,20 @@ class _Delivery:
     message: AbstractIncomingMessage
     envelope: CloudEvent | None = None
     data: Any = None
+
+
+@functools.cache
+def _inbox_insert(inbox: Table) -> TextClause:
+    """Record a batch's ``(consumer, event id)`` rows; returns the ids that were new.
+
+    One statement of constant text for every batch size (arrays, not a multi-row ``VALUES``),
+    so it is prepared once per connection instead of being rebuilt and re-keyed per batch.
+    """
+    return text(
+        f"""INSERT INTO "{inbox.schema}"."{inbox.name}" (consumer, event_id, event_type)
+            SELECT :consumer, e.id, e.type FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[])) AS e(id, type)
+            ON CONFLICT DO NOTHING RETURNING event_id"""
+    )
 
 
 def _is_database_outage(exc: BaseException) -> bool:
@@ -201,15 +216,12 @@ class ConsumerRunner:
         async with uow:
             by_id = {d.envelope.id: d for d in deliveries}  # a duplicate within the batch counts once
             inserted = await uow.execute(
-                pg_insert(uow.tables.inbox)
-                .values(
-                    [
-                        {"consumer": subscription.name, "event_id": d.envelope.id, "event_type": d.envelope.type}
-                        for d in by_id.values()
-                    ]
-                )
-                .on_conflict_do_nothing()
-                .returning(uow.tables.inbox.c.event_id)
+                _inbox_insert(uow.tables.inbox),
+                {
+                    "consumer": subscription.name,
+                    "ids": list(by_id),
+                    "types": [d.envelope.type for d in by_id.values()],
+                },
             )
             new_ids: set[uuid.UUID] = {row[0] for row in inserted}
             duplicates = len(deliveries) - len(new_ids)
