@@ -44,6 +44,10 @@ class OutboxRelay:
     def __init__(self, settings: ServiceSettings, engine: AsyncEngine, tables: PlatformTables) -> None:
         self.settings = settings
         self.engine = engine
+        # The claim, and the mark-sent of a batch that was all confirmed, are single statements,
+        # atomic on their own: autocommit sends each in one round trip, not three (BEGIN,
+        # statement, COMMIT), which shortens every relay cycle (measured, benchmarks/).
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.relay_id = uuid.uuid4().hex[:8]
         self._wake = asyncio.Event()
         table = f'"{tables.outbox.schema}"."{tables.outbox.name}"'
@@ -89,7 +93,7 @@ class OutboxRelay:
 
     async def relay_once(self, exchange: aio_pika.abc.AbstractExchange) -> int:
         """Claim, publish and mark one batch; returns how many rows it handled."""
-        async with self.engine.begin() as conn:
+        async with self._autocommit.connect() as conn:
             rows = (
                 await conn.execute(
                     self._claim_sql,
@@ -128,7 +132,9 @@ class OutboxRelay:
                 broker_error = broker_error or result
             else:
                 sent.append(row.id)
-        async with self.engine.begin() as conn:
+        # With rows to release as well, marking and releasing stay one transaction.
+        connect = self.engine.begin if unroutable else self._autocommit.connect
+        async with connect() as conn:
             if sent:
                 await conn.execute(self._mark_sent_sql, {"ids": sent})
             if unroutable:
