@@ -1,5 +1,8 @@
+from datetime import date, time
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
+from services.service_desk.domain.calendar import BusinessCalendar
 from shared.config import ServiceSettings
 
 
@@ -20,6 +23,50 @@ class ServiceDeskSettings(ServiceSettings):
         "repair": "repair",
         "warranty_claim": "repair",
     }
+
+    # SLA policy: business hours per priority (first response 1 h / 4 h / 24 h).
+    sla_first_response_hours: dict[str, float] = {"P1": 1, "P2": 4, "P3": 24, "P4": 48}
+    sla_resolution_hours: dict[str, float] = {"P1": 8, "P2": 24, "P3": 72, "P4": 120}
+    # A warning fires when this share of a target is used.
+    sla_warning_fraction: float = 0.8
+    # The business calendar SLAs are counted in.
+    business_timezone: str = "Asia/Shanghai"
+    business_opens: time = time(9, 0)
+    business_closes: time | None = time(18, 0)  # null: until midnight
+    business_weekdays: list[int] = [0, 1, 2, 3, 4]  # Monday = 0
+    business_holidays_country: str | None = "CN"  # public holidays (and make-up workdays), `holidays` package
+    company_days_off: list[date] = []
+    company_extra_working_days: list[date] = []
+
+    def sla_targets(self, priority: str) -> dict[str, float]:
+        return {
+            "first_response": self.sla_first_response_hours[priority] * 3600,
+            "resolution": self.sla_resolution_hours[priority] * 3600,
+        }
+
+    def calendar(self) -> BusinessCalendar:
+        return _calendar(
+            self.business_timezone,
+            self.business_opens,
+            self.business_closes,
+            tuple(self.business_weekdays),
+            self.business_holidays_country,
+            tuple(self.company_days_off),
+            tuple(self.company_extra_working_days),
+        )
+
+
+@lru_cache(maxsize=8)
+def _calendar(tz, opens, closes, weekdays, country, days_off, extra) -> BusinessCalendar:
+    return BusinessCalendar(
+        tz=ZoneInfo(tz),
+        opens=opens,
+        closes=closes,
+        weekdays=frozenset(weekdays),
+        country=country,
+        days_off=frozenset(days_off),
+        extra_working_days=frozenset(extra),
+    )
 
 
 @lru_cache

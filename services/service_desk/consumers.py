@@ -8,15 +8,17 @@ from typing import Any
 
 from services.service_desk.config import get_settings
 from services.service_desk.db import SurveyRepository, TicketRepository, WarrantyRepository
-from services.service_desk.domain import Survey, TicketStatus, Warranty
+from services.service_desk.domain import Survey, Ticket, TicketStatus, Warranty
 from services.service_desk.links import new_survey_link
 from shared.events import OrderDelivered
 from shared.inbox import Subscription
-from shared.timers import schedule_timer
+from shared.timers import cancel_timer, schedule_timer
 from shared.uow import UnitOfWork
 
 SURVEY_REMINDER = "survey.reminder"
 TICKET_AUTO_CLOSE = "ticket.auto_close"
+SLA_WARNING = "sla.warning"
+SLA_BREACH = "sla.breach"
 
 
 async def on_order_delivered(event: OrderDelivered, uow: UnitOfWork) -> None:
@@ -57,8 +59,60 @@ async def auto_close_ticket(payload: dict[str, Any], uow: UnitOfWork) -> None:
     ticket = await tickets.get(uuid.UUID(payload["_key"]), None, for_update=True)
     if ticket is not None and ticket.status == TicketStatus.RESOLVED:
         ticket.close(now=datetime.now(UTC), reason="no_answer")
+        await sync_sla_timers(ticket, uow)
         await tickets.save(ticket)
 
 
+async def sync_sla_timers(ticket: Ticket, uow: UnitOfWork) -> None:
+    """Reconcile the clocks with the ticket's state, and keep one warning and one breach timer
+    per running clock at its current deadline (none while paused or met)."""
+    settings = get_settings()
+    calendar = settings.calendar()
+    ticket.reconcile_sla(calendar, datetime.now(UTC))
+    for kind, clock in ticket.sla.items():
+        key = f"{ticket.id}:{kind}"
+        warning_at = clock.warning_at(calendar, settings.sla_warning_fraction)
+        if warning_at is not None and clock.warned_at is None:
+            await schedule_timer(uow, SLA_WARNING, key=key, due_at=warning_at)
+        else:
+            await cancel_timer(uow, SLA_WARNING, key=key)
+        deadline = clock.deadline(calendar)
+        if deadline is not None and clock.breached_at is None:
+            await schedule_timer(uow, SLA_BREACH, key=key, due_at=deadline)
+        else:
+            await cancel_timer(uow, SLA_BREACH, key=key)
+
+
+class SlaNotDueYet(Exception):
+    """A timer fired before its clock says so (clock skew): the poller retries it later."""
+
+
+async def check_sla(payload: dict[str, Any], uow: UnitOfWork) -> None:
+    """Warn or breach once, even when the worker was down at the deadline (the timer fires late).
+
+    It re-reads the clock rather than trusting the timer: a clock paused or met since is left
+    alone (its timers were cancelled in the same transaction anyway).
+    """
+    ticket_id, kind = payload["_key"].rsplit(":", 1)
+    tickets = TicketRepository(uow)
+    ticket = await tickets.get(uuid.UUID(ticket_id), None, for_update=True)
+    clock = ticket.sla.get(kind) if ticket is not None else None
+    if ticket is None or clock is None or not clock.running:
+        return
+    if clock.breached_at is not None:
+        return  # warned and breached already: the other timer of the pair got here first
+    settings = get_settings()
+    version = ticket.version
+    ticket.check_sla(kind, settings.calendar(), datetime.now(UTC), warning_fraction=settings.sla_warning_fraction)
+    if ticket.version == version:
+        raise SlaNotDueYet(f"the {kind} target of ticket {ticket.number} is not due yet")
+    await tickets.save(ticket)
+
+
 SUBSCRIPTIONS = [Subscription("service_desk.order_delivered", on_order_delivered, events=(OrderDelivered,))]
-TIMERS = {SURVEY_REMINDER: remind_survey, TICKET_AUTO_CLOSE: auto_close_ticket}
+TIMERS = {
+    SURVEY_REMINDER: remind_survey,
+    TICKET_AUTO_CLOSE: auto_close_ticket,
+    SLA_WARNING: check_sla,
+    SLA_BREACH: check_sla,
+}

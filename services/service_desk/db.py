@@ -37,6 +37,7 @@ from services.service_desk.domain import (
     TicketType,
     Warranty,
 )
+from services.service_desk.domain.sla import FIRST_RESPONSE, RESOLUTION, SlaClock
 from shared.auth import ADMIN, Principal
 from shared.db import service_metadata, utc_timestamp
 from shared.events import ContactInfo
@@ -129,6 +130,8 @@ tickets = Table(
     Column("close_reason", Text),
     Column("reopen_count", Integer, nullable=False),
     Column("confirmation_token_hash", Text, unique=True),
+    Column("sla", JSONB, nullable=False),
+    Column("awaiting_response", Boolean, nullable=False),
     utc_timestamp("created_at", nullable=False),
     utc_timestamp("updated_at", nullable=False),
     utc_timestamp("first_responded_at"),
@@ -158,6 +161,8 @@ agents = Table(
 )
 
 CONTACT = json_codec(ContactInfo | None)
+SLA = json_codec(dict[str, SlaClock])
+CLOCK_ORDER = {FIRST_RESPONSE: 0, RESOLUTION: 1}
 
 
 class SupportVisible:
@@ -365,6 +370,8 @@ class TicketRepository(Repository[Ticket]):
             "close_reason": t.close_reason,
             "reopen_count": t.reopen_count,
             "confirmation_token_hash": t.confirmation_token_hash,
+            "sla": SLA.dump_python(t.sla, mode="json"),
+            "awaiting_response": t.awaiting_response,
             "created_at": t.created_at,
             "updated_at": t.updated_at,
             "first_responded_at": t.first_responded_at,
@@ -395,6 +402,9 @@ class TicketRepository(Repository[Ticket]):
             close_reason=row.close_reason,
             reopen_count=row.reopen_count,
             confirmation_token_hash=row.confirmation_token_hash,
+            # JSONB does not keep key order: show the clocks in the policy's order.
+            sla=dict(sorted(SLA.validate_python(row.sla).items(), key=lambda item: CLOCK_ORDER.get(item[0], 99))),
+            awaiting_response=row.awaiting_response,
             created_at=row.created_at,
             updated_at=row.updated_at,
             first_responded_at=row.first_responded_at,

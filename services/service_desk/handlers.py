@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from services.service_desk.config import get_settings
-from services.service_desk.consumers import SURVEY_REMINDER, TICKET_AUTO_CLOSE
+from services.service_desk.consumers import SURVEY_REMINDER, TICKET_AUTO_CLOSE, sync_sla_timers
 from services.service_desk.db import AgentRepository, SurveyRepository, TicketRepository, WarrantyRepository
 from services.service_desk.db import tickets as tickets_table
 from services.service_desk.domain import (
@@ -159,9 +159,11 @@ async def open_ticket(cmd: OpenTicket, uow: UnitOfWork) -> Ticket:
             id=uuid.uuid4(),
             number=await tickets.next_number(now.astimezone(BUSINESS_TZ).year),
             created_at=now,
+            sla_targets=settings.sla_targets(cmd.priority.value),
             **fields,
         )
         await auto_assign(ticket, uow, now)
+        await sync_sla_timers(ticket, uow)
         await tickets.add(ticket)
         await uow.commit()
     return ticket
@@ -233,6 +235,7 @@ async def change_ticket(
             await cancel_timer(uow, TICKET_AUTO_CLOSE, key=str(ticket.id))
         else:
             getattr(ticket, action)(now)
+        await sync_sla_timers(ticket, uow)
         await tickets.save(ticket)
         await uow.commit()
     return ticket
@@ -282,6 +285,7 @@ async def confirm_resolution(token: str, *, resolved: bool, note: str | None, uo
         else:
             ticket.reopen(now=now, reason=(note or "").strip() or "the customer says it is not resolved", by="customer")
         await cancel_timer(uow, TICKET_AUTO_CLOSE, key=str(ticket.id))
+        await sync_sla_timers(ticket, uow)
         await tickets.save(ticket)
         await uow.commit()
     return ticket
@@ -338,3 +342,22 @@ async def list_agents(principal: Principal, uow: UnitOfWork, page: PageParams) -
 async def get_agent(agent_id: str, principal: Principal, uow: UnitOfWork) -> Agent:
     async with uow:
         return await AgentRepository(uow).get_visible(agent_id, principal)  # type: ignore[arg-type]
+
+
+def sla_status(ticket: Ticket, now: datetime | None = None) -> list[dict]:
+    """Each clock's target, time used and left, deadline, and whether it is paused, for display."""
+    calendar, now = get_settings().calendar(), now or datetime.now(UTC)
+    return [
+        {
+            "kind": kind,
+            "target_seconds": clock.target_seconds,
+            "used_seconds": round(clock.used(calendar, now).total_seconds(), 3),
+            "left_seconds": round(clock.left(calendar, now).total_seconds(), 3),
+            "deadline": clock.deadline(calendar),
+            "paused": clock.paused,
+            "met_at": clock.met_at,
+            "warned_at": clock.warned_at,
+            "breached_at": clock.breached_at,
+        }
+        for kind, clock in ticket.sla.items()
+    ]

@@ -42,6 +42,8 @@ __all__ = [
     "TicketOpened",
     "TicketReopened",
     "TicketResolved",
+    "TicketSlaBreached",
+    "TicketSlaWarned",
     "WarrantyRegistered",
 ]
 
@@ -356,3 +358,30 @@ class TicketReopened(Event, type="ticket.reopened.v1"):
     assignee_id: str | None = None
     reopened_at: datetime
 
+
+class TicketSlaWarned(Event, type="ticket.sla_warned.v1"):
+    """An SLA target (``kind``: first_response or resolution) is close to its deadline."""
+
+    ticket_id: uuid.UUID
+    ticket_number: str
+    priority: str
+    kind: str
+    deadline: datetime
+    assignee_id: str | None = None
+    group: str
+    warned_at: datetime
+
+
+class TicketSlaBreached(Event, type="ticket.sla_breached.v1"):
+    """Fired once per target; ``escalated_to`` is the role that must act (the support lead)."""
+
+    ticket_id: uuid.UUID
+    ticket_number: str
+    priority: str
+    kind: str
+    target_seconds: float
+    deadline: datetime
+    assignee_id: str | None = None
+    group: str
+    escalated_to: str = "support_lead"
+    breached_at: datetime

@@ -96,6 +96,18 @@ class TicketAssign(ApiModel):
     agent_id: SafeStr = Field(min_length=1, max_length=200)
 
 
+class SlaRead(ApiResponse):
+    kind: str = Field(description="first_response or resolution")
+    target_seconds: float = Field(description="The target in business seconds")
+    used_seconds: float
+    left_seconds: float = Field(description="Negative once breached")
+    deadline: datetime | None = Field(description="When it breaches if nothing changes; null while paused or met")
+    paused: bool
+    met_at: datetime | None
+    warned_at: datetime | None
+    breached_at: datetime | None
+
+
 class TicketRead(ApiResponse):
     id: uuid.UUID
     number: str
@@ -123,6 +135,7 @@ class TicketRead(ApiResponse):
     first_responded_at: datetime | None
     resolved_at: datetime | None
     closed_at: datetime | None
+    sla: list[SlaRead]
 
 
 class AgentPut(ApiModel):

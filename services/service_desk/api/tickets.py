@@ -216,6 +216,7 @@ def read_ticket(ticket) -> TicketRead:
             "priority": ticket.priority.value,
             "complaint": ticket.is_complaint,
             "contact": ticket.contact.model_dump() if ticket.contact else None,
+            "sla": handlers.sla_status(ticket),
         }
     )
 

@@ -8,10 +8,12 @@ move is an :class:`InvalidTransition` (409).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from services.service_desk.domain.calendar import BusinessCalendar
+from services.service_desk.domain.sla import FIRST_RESPONSE, RESOLUTION, SlaClock
 from services.service_desk.domain.survey import SurveyLink
 from shared.domain import Aggregate, DomainError, InvalidTransition
 from shared.events import (
@@ -21,6 +23,8 @@ from shared.events import (
     TicketOpened,
     TicketReopened,
     TicketResolved,
+    TicketSlaBreached,
+    TicketSlaWarned,
 )
 
 
@@ -90,16 +94,33 @@ class Ticket(Aggregate):
     updated_at: datetime | None = None
     # The customer's closed-loop link (hash only), set when resolved.
     confirmation_token_hash: str | None = None
+    # SLA clocks by kind (first_response, resolution); reconciled with the state after each change.
+    sla: dict[str, SlaClock] = field(default_factory=dict)
+    # The customer waits for an answer (opened, replied or reopened, and no agent answer since).
+    awaiting_response: bool = True
 
     @property
     def is_complaint(self) -> bool:
         return self.type == TicketType.COMPLAINT
 
     @classmethod
-    def open(cls, *, id: uuid.UUID, number: str, created_at: datetime, **fields) -> Ticket:
+    def open(
+        cls,
+        *,
+        id: uuid.UUID,
+        number: str,
+        created_at: datetime,
+        sla_targets: dict[str, float] | None = None,
+        **fields,
+    ) -> Ticket:
+        """``sla_targets``: business seconds per clock kind, from the priority's policy."""
         ticket = cls(id=id, number=number, created_at=created_at, updated_at=created_at, **fields)
         if not ticket.subject.strip():
             raise DomainError("a ticket needs a subject")
+        ticket.sla = {
+            kind: SlaClock(kind=kind, target_seconds=seconds, running_since=created_at)
+            for kind, seconds in (sla_targets or {}).items()
+        }
         ticket.record(
             TicketOpened(
                 ticket_id=ticket.id,
@@ -151,6 +172,7 @@ class Ticket(Aggregate):
         )
 
     def _responded(self, now: datetime) -> None:
+        self.awaiting_response = False
         if self.first_responded_at is None:
             self.first_responded_at = now
 
@@ -169,6 +191,7 @@ class Ticket(Aggregate):
     def customer_replied(self, now: datetime) -> None:
         self._require("take a customer reply on", TicketStatus.WAITING_ON_CUSTOMER)
         self.status, self.updated_at = TicketStatus.IN_PROGRESS, now
+        self.awaiting_response = True  # the reply resets the pending-response target
         self.version += 1
 
     def resolve(self, resolution: str, *, now: datetime, by: str, confirmation: SurveyLink | None = None) -> None:
@@ -205,6 +228,7 @@ class Ticket(Aggregate):
         self.status, self.updated_at = TicketStatus.REOPENED, now
         self.resolved_at = self.closed_at = self.close_reason = self.confirmation_token_hash = None
         self.reopen_count += 1
+        self.awaiting_response = True
         self.record(
             TicketReopened(
                 ticket_id=self.id,
@@ -215,3 +239,66 @@ class Ticket(Aggregate):
                 reopened_at=now,
             )
         )
+
+    # -- SLA ------------------------------------------------------------------------------
+
+    def reconcile_sla(self, calendar: BusinessCalendar, now: datetime) -> None:
+        """Run, pause or stop each clock as the ticket's state says (idempotent).
+
+        Response: runs while the customer awaits an answer, restarts on their reply.
+        Resolution: paused while waiting on the customer, stopped when resolved or closed,
+        resumed (with its time used so far) when reopened.
+        """
+        response = self.sla.get(FIRST_RESPONSE)
+        if response is not None:
+            if not self.awaiting_response:
+                response.stop(calendar, now)
+            elif response.met_at is not None:
+                response.restart(now)
+        resolution = self.sla.get(RESOLUTION)
+        if resolution is not None:
+            if self.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
+                resolution.stop(calendar, now)
+            elif self.status == TicketStatus.WAITING_ON_CUSTOMER:
+                resolution.pause(calendar, now)
+            else:
+                resolution.met_at = None
+                resolution.resume(now)
+
+    def check_sla(self, kind: str, calendar: BusinessCalendar, now: datetime, *, warning_fraction: float) -> None:
+        """Warn, then breach, each at most once per target, if the time used says so by now."""
+        clock = self.sla.get(kind)
+        if clock is None or not clock.running:
+            return
+        used = clock.used(calendar, now).total_seconds()
+        deadline = clock.deadline(calendar)
+        assert deadline is not None
+        if clock.warned_at is None and used >= clock.target_seconds * warning_fraction:
+            clock.warned_at = now
+            self.record(
+                TicketSlaWarned(
+                    ticket_id=self.id,
+                    ticket_number=self.number,
+                    priority=self.priority.value,
+                    kind=kind,
+                    deadline=deadline,
+                    assignee_id=self.assignee_id,
+                    group=self.group,
+                    warned_at=now,
+                )
+            )
+        if clock.breached_at is None and used >= clock.target_seconds:
+            clock.breached_at = now
+            self.record(
+                TicketSlaBreached(
+                    ticket_id=self.id,
+                    ticket_number=self.number,
+                    priority=self.priority.value,
+                    kind=kind,
+                    target_seconds=clock.target_seconds,
+                    deadline=deadline,
+                    assignee_id=self.assignee_id,
+                    group=self.group,
+                    breached_at=now,
+                )
+            )
