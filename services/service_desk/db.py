@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -132,6 +133,8 @@ tickets = Table(
     Column("confirmation_token_hash", Text, unique=True),
     Column("sla", JSONB, nullable=False),
     Column("awaiting_response", Boolean, nullable=False),
+    Column("repeat_of", UUID(as_uuid=True)),
+    Column("warranty_coverage", JSONB),
     utc_timestamp("created_at", nullable=False),
     utc_timestamp("updated_at", nullable=False),
     utc_timestamp("first_responded_at"),
@@ -141,6 +144,7 @@ tickets = Table(
     Index("ix_tickets_status_created_at_id", "status", "created_at", "id"),
     Index("ix_tickets_assignee_id_status", "assignee_id", "status"),
     Index("ix_tickets_customer_id_created_at_id", "customer_id", "created_at", "id"),
+    Index("ix_tickets_customer_id_category_created_at", "customer_id", "category", "created_at"),
     Index("ix_tickets_order_id_created_at_id", "order_id", "created_at", "id"),
     Index("ix_tickets_group_created_at_id", "group", "created_at", "id"),
 )
@@ -338,6 +342,16 @@ class TicketRepository(Repository[Ticket]):
         )
         return {row[0]: row[1] for row in await self.uow.execute(query)}
 
+    async def latest_similar(self, customer_id: str, category: str, since: datetime) -> uuid.UUID | None:
+        """The latest ticket of this account and category since ``since``: a repeat issue."""
+        query = (
+            select(tickets.c.id)
+            .where(tickets.c.customer_id == customer_id, tickets.c.category == category, tickets.c.created_at >= since)
+            .order_by(tickets.c.created_at.desc())
+            .limit(1)
+        )
+        return (await self.uow.execute(query)).scalar()
+
     async def by_confirmation_hash(self, token_hash: str) -> Ticket | None:
         query = select(tickets).where(tickets.c.confirmation_token_hash == token_hash).with_for_update()
         row = (await self.uow.execute(query)).first()
@@ -372,6 +386,8 @@ class TicketRepository(Repository[Ticket]):
             "confirmation_token_hash": t.confirmation_token_hash,
             "sla": SLA.dump_python(t.sla, mode="json"),
             "awaiting_response": t.awaiting_response,
+            "repeat_of": t.repeat_of,
+            "warranty_coverage": t.warranty_coverage,
             "created_at": t.created_at,
             "updated_at": t.updated_at,
             "first_responded_at": t.first_responded_at,
@@ -405,6 +421,8 @@ class TicketRepository(Repository[Ticket]):
             # JSONB does not keep key order: show the clocks in the policy's order.
             sla=dict(sorted(SLA.validate_python(row.sla).items(), key=lambda item: CLOCK_ORDER.get(item[0], 99))),
             awaiting_response=row.awaiting_response,
+            repeat_of=row.repeat_of,
+            warranty_coverage=row.warranty_coverage,
             created_at=row.created_at,
             updated_at=row.updated_at,
             first_responded_at=row.first_responded_at,

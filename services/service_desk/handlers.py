@@ -127,6 +127,7 @@ async def check_warranty(
 
 
 BUSINESS_TZ = ZoneInfo("Asia/Shanghai")  # ticket numbers carry the business year
+REPEAT_WINDOW_DAYS = 30
 
 # -- tickets ------------------------------------------------------------------------------
 
@@ -155,6 +156,13 @@ async def open_ticket(cmd: OpenTicket, uow: UnitOfWork) -> Ticket:
         now = datetime.now(UTC)
         fields = dict(cmd.__dict__)
         fields["group"] = cmd.group or settings.ticket_type_groups.get(cmd.type.value, "general")
+        # Without a category, the type is what "the same issue" means.
+        fields["category"] = cmd.category or cmd.type.value
+        fields["repeat_of"] = await tickets.latest_similar(
+            cmd.customer_id, fields["category"], now - timedelta(days=REPEAT_WINDOW_DAYS)
+        )
+        if cmd.type == TicketType.WARRANTY_CLAIM and (cmd.serial_number or cmd.order_id):
+            fields["warranty_coverage"] = await _claim_coverage(cmd, uow, now)
         ticket = Ticket.open(
             id=uuid.uuid4(),
             number=await tickets.next_number(now.astimezone(BUSINESS_TZ).year),
@@ -167,6 +175,24 @@ async def open_ticket(cmd: OpenTicket, uow: UnitOfWork) -> Ticket:
         await tickets.add(ticket)
         await uow.commit()
     return ticket
+
+
+async def _claim_coverage(cmd: OpenTicket, uow: UnitOfWork, now: datetime) -> dict:
+    """A warranty claim says at once whether the unit is covered, and why."""
+    if cmd.serial_number:
+        candidates = await WarrantyRepository(uow).matching(None, serial_number=cmd.serial_number)
+        what = f"serial number {cmd.serial_number}"
+    else:
+        candidates = await WarrantyRepository(uow).matching(None, order_id=cmd.order_id)
+        what = f"order {cmd.order_id}"
+    candidates = [w for w in candidates if w.customer_id == cmd.customer_id]  # another customer's unit is not theirs
+    coverage = check_coverage(candidates, now, what=what)
+    return {
+        "covered": coverage.covered,
+        "reason": coverage.reason,
+        "detail": coverage.detail,
+        "warranty_id": str(coverage.warranty.id) if coverage.warranty else None,
+    }
 
 
 async def auto_assign(ticket: Ticket, uow: UnitOfWork, now: datetime) -> bool:

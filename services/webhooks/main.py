@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from services.webhooks.api.router import router
+from services.webhooks.api.router import routers
 from services.webhooks.config import WebhooksSettings, get_settings
 from services.webhooks.db import platform_tables
 from shared.http import create_service_app
@@ -14,9 +14,9 @@ def create_app(settings: WebhooksSettings | None = None) -> FastAPI:
     return create_service_app(
         settings,
         title="Salesline webhooks",
-        description="Signed, retried, replayable webhooks for ERP systems, and the event history they catch up from. "
-        "Consumes every event.",
+        description="Signed (Standard Webhooks), retried, replayable webhooks for ERP systems, and the event "
+        "history they catch up from. Consumes every event.",
         version="0.1.0",
-        routers=[router],
+        routers=routers,
         lifespan=api_lifespan(settings, platform_tables),
     )

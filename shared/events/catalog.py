@@ -299,7 +299,7 @@ class SurveyCompleted(Event, type="survey.completed.v1"):
 
 
 class TicketOpened(Event, type="ticket.opened.v1"):
-    """``complaint`` flags complaints, which are counted (leads consume this)."""
+    """``complaint`` flags complaints and ``repeat_issue`` repeats, which are counted."""
 
     ticket_id: uuid.UUID
     ticket_number: str
@@ -313,6 +313,8 @@ class TicketOpened(Event, type="ticket.opened.v1"):
     serial_number: str | None = None
     complaint: bool = False
     opened_at: datetime
+    # Same account and category as another ticket within 30 days.
+    repeat_issue: bool = False
 
 
 class TicketAssigned(Event, type="ticket.assigned.v1"):

@@ -15,6 +15,8 @@ from services.service_desk.domain import Agent, Channel, Priority, Ticket, Ticke
 from shared.domain import InvalidTransition
 from tests.conftest import System, auth, clear_settings_caches, wait_until
 from tests.helpers import count
+from tests.service_desk.events import envelope, order_delivered
+from tests.test_pipeline import publish_raw
 
 LEAD = auth("lead-1", "support_lead")
 AGENT = auth("agent-1", "support_agent")
@@ -223,3 +225,31 @@ async def test_resolve_confirm_reopen_and_close(
         return body["status"] == "closed" and body["close_reason"] == "no_answer"
 
     await wait_until(auto_closed, what="the ticket closed for no answer")
+
+
+async def test_repeat_issues_and_warranty_claims(system: System, clean_db: asyncpg.Connection) -> None:
+    await system.start_worker("service_desk")
+    event = order_delivered(customer_id="acme")
+    await publish_raw(envelope(event))
+    await wait_until(lambda: clean_db.fetchval("SELECT count(*) = 3 FROM service_desk.warranties"), what="warranties")
+    api = await system.client("service_desk")
+
+    claim = await api.post("/v1/tickets", json=ticket_body(type="warranty_claim", serial_number="SN-1"), headers=AGENT)
+    assert claim.status_code == 201, claim.text
+    coverage = claim.json()["warranty_coverage"]
+    assert coverage["covered"] is True and "SN-1" in coverage["detail"] and coverage["warranty_id"]
+    assert claim.json()["repeat_of"] is None and claim.json()["category"] == "warranty_claim"
+
+    again = (
+        await api.post("/v1/tickets", json=ticket_body(type="warranty_claim", serial_number="SN-9"), headers=AGENT)
+    ).json()
+    assert again["warranty_coverage"]["reason"] == "not_registered"
+    assert again["repeat_of"] == claim.json()["id"]  # same account and category within 30 days
+    theirs = ticket_body(type="warranty_claim", serial_number="SN-1", customer_id="other")
+    assert (await api.post("/v1/tickets", json=theirs, headers=AGENT)).json()["warranty_coverage"]["covered"] is False
+    other_category = (await api.post("/v1/tickets", json=ticket_body(category="billing"), headers=AGENT)).json()
+    assert other_category["repeat_of"] is None and other_category["warranty_coverage"] is None
+    opened = await clean_db.fetch(
+        "SELECT envelope FROM service_desk.outbox WHERE event_type = 'ticket.opened.v1' ORDER BY id"
+    )
+    assert [json.loads(r["envelope"])["data"]["repeat_issue"] for r in opened] == [False, True, False, False]

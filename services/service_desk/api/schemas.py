@@ -96,6 +96,13 @@ class TicketAssign(ApiModel):
     agent_id: SafeStr = Field(min_length=1, max_length=200)
 
 
+class WarrantyCoverageRead(ApiResponse):
+    covered: bool
+    reason: str
+    detail: str
+    warranty_id: uuid.UUID | None
+
+
 class SlaRead(ApiResponse):
     kind: str = Field(description="first_response or resolution")
     target_seconds: float = Field(description="The target in business seconds")
@@ -136,6 +143,8 @@ class TicketRead(ApiResponse):
     resolved_at: datetime | None
     closed_at: datetime | None
     sla: list[SlaRead]
+    repeat_of: uuid.UUID | None = Field(description="The same account's ticket of the same category within 30 days")
+    warranty_coverage: WarrantyCoverageRead | None = None
 
 
 class AgentPut(ApiModel):

@@ -98,6 +98,10 @@ class Ticket(Aggregate):
     sla: dict[str, SlaClock] = field(default_factory=dict)
     # The customer waits for an answer (opened, replied or reopened, and no agent answer since).
     awaiting_response: bool = True
+    # The latest ticket of the same account and category within 30 days, if any (a repeat issue).
+    repeat_of: uuid.UUID | None = None
+    # A warranty claim's coverage check: {"covered", "reason", "detail", "warranty_id"}.
+    warranty_coverage: dict | None = None
 
     @property
     def is_complaint(self) -> bool:
@@ -134,6 +138,7 @@ class Ticket(Aggregate):
                 order_id=ticket.order_id,
                 serial_number=ticket.serial_number,
                 complaint=ticket.is_complaint,
+                repeat_issue=ticket.repeat_of is not None,
                 opened_at=created_at,
             )
         )

@@ -1,5 +1,21 @@
-"""Webhook subscriptions, deliveries and attempts arrive with the webhooks issue.
+"""The webhooks domain: subscriptions (patterns, secrets, endpoint health) and the retry policy."""
 
-For now the service keeps the history of every event on the bus (``db.event_history``),
-which ERP systems will catch up from.
-"""
+from services.webhooks.domain.retry import Decision, Outcome, RetryPolicy
+from services.webhooks.domain.subscription import (
+    DisabledReason,
+    InvalidPattern,
+    Subscription,
+    check_patterns,
+    pattern_matches,
+)
+
+__all__ = [
+    "Decision",
+    "DisabledReason",
+    "InvalidPattern",
+    "Outcome",
+    "RetryPolicy",
+    "Subscription",
+    "check_patterns",
+    "pattern_matches",
+]
