@@ -45,6 +45,8 @@ __all__ = [
     "TicketSlaBreached",
     "TicketSlaWarned",
     "WarrantyRegistered",
+    "WebhookSubscriptionDisabled",
+    "WebhookSubscriptionPinged",
 ]
 
 
@@ -387,3 +389,32 @@ class TicketSlaBreached(Event, type="ticket.sla_breached.v1"):
     group: str
     escalated_to: str = "support_lead"
     breached_at: datetime
+
+
+# --- webhooks ----------------------------------------------------------------------------
+
+
+class WebhookSubscriptionDisabled(Event, type="webhook_subscription.disabled.v1"):
+    """The webhooks service stopped delivering to a subscription's endpoint.
+
+    ``reason``: ``endpoint_gone`` (the receiver answered 410 Gone) or ``failing`` (every
+    delivery failed for ``failing_since`` .. ``disabled_at``, 5 days by default). An admin or
+    the owner re-enables it with ``PATCH {"active": true}``.
+    """
+
+    subscription_id: uuid.UUID
+    owner_id: str
+    reason: str
+    disabled_at: datetime
+    failing_since: datetime | None = None
+    last_status_code: int | None = None
+
+
+class WebhookSubscriptionPinged(Event, type="webhook_subscription.pinged.v1"):
+    """The body of a test ping (``POST /v1/webhook-subscriptions/{id}/ping``).
+
+    Sent only to that subscription's endpoint, never published on the bus.
+    """
+
+    subscription_id: uuid.UUID
+    message: str = "ping"
