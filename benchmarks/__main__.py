@@ -47,7 +47,13 @@ async def main(quick: bool, only: list[str]) -> int:
     from shared.config import ServiceSettings
 
     started = time.monotonic()
-    print(f"salesline benchmarks ({'quick' if quick else 'full'} run), database {common.BENCH_DB}", flush=True)
+    load = os.getloadavg()
+    print(
+        f"salesline benchmarks ({'quick' if quick else 'full'} run), database {common.BENCH_DB}; "
+        f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+        "(work by others on this machine slows every figure, the baselines too)",
+        flush=True,
+    )
     reports = []
     failed = False
     try:
@@ -71,7 +77,7 @@ async def main(quick: bool, only: list[str]) -> int:
                 file=sys.stderr,
             )
             failed = True
-    _write_results(reports, quick, time.monotonic() - started)
+    _write_results(reports, quick, time.monotonic() - started, load)
     print(f"\nresults: {common.BENCH_DIR / 'results.json'} ({time.monotonic() - started:.0f} s)")
     return 1 if failed else 0
 
@@ -88,13 +94,19 @@ async def _run(module_name: str, quick: bool):
         return common.Report(module.__doc__.split("\n", 1)[0], "", error=f"{type(exc).__name__}: {exc}")
 
 
-def _write_results(reports: list[common.Report], quick: bool, elapsed: float) -> None:
+def _write_results(reports: list[common.Report], quick: bool, elapsed: float, load: tuple[float, ...]) -> None:
     common.BENCH_DIR.mkdir(parents=True, exist_ok=True)
     data = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": "quick" if quick else "full",
         "elapsed_s": round(elapsed, 1),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_at_start": load,
+            "load_average_at_end": os.getloadavg(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "benchmarks": [report.as_json() for report in reports],
     }
     (common.BENCH_DIR / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")

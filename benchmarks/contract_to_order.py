@@ -4,7 +4,8 @@ Real processes, as ``make run`` starts them: the contracts worker (its outbox re
 worker (its ``orders.contract_signed`` consumer) and the orders API (uvicorn, one worker). The
 driver drafts the contracts beforehand (untimed), then signs them at a steady rate through the
 real contracts handler (``sign_contract_shortcut``) and, for each, polls
-``GET /v1/orders?contract_id=…`` with a sales rep's bearer token until the order is listed.
+``GET /v1/orders?contract_id=…`` with a sales rep's bearer token until the order is listed
+(through a few keep-alive connections: see :mod:`benchmarks.http11` for why not httpx).
 
 The figure is from the moment the signing transaction's commit returned to the moment the poll
 that first listed the order returned: an upper bound, coarse by up to one poll interval.
@@ -16,17 +17,17 @@ queues receive their copies and are deleted at the end.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
 import uuid
 from decimal import Decimal
 
-import httpx
-
 from benchmarks.broker import QueueProbe
 from benchmarks.common import Report, Server, latency_summary, paced
 from benchmarks.cpu import CpuMeter, describe
+from benchmarks.http11 import Http11Pool
 from benchmarks.pipeline import bare_hop_latency
 
 RATE = 50.0
@@ -87,17 +88,19 @@ async def run(quick: bool) -> Report:
         for server in servers:
             await server.start()
         await _wait_for_consumer(orders_settings().queue_name("orders.contract_signed"))
-        client = httpx.AsyncClient(base_url=servers[2].url, headers={"Authorization": f"Bearer {token}"}, timeout=10.0)
-        async with client:
+        pool = Http11Pool("127.0.0.1", servers[2].port, size=8)
+        auth = {"Authorization": f"Bearer {token}"}
+        try:
 
             async def sign_and_watch(contract_id: uuid.UUID) -> float:
                 await handlers.sign_contract_shortcut(contract_id, rep, runtime.uow())
                 signed = time.monotonic()
                 await asyncio.sleep(FIRST_POLL_AFTER)
                 while True:
-                    response = await client.get("/v1/orders", params={"contract_id": str(contract_id)})
-                    response.raise_for_status()
-                    if response.json()["items"]:
+                    status, body = await pool.get(f"/v1/orders?contract_id={contract_id}", auth)
+                    if status != 200:
+                        raise RuntimeError(f"GET /v1/orders answered {status}: {body[:300]!r}")
+                    if json.loads(body)["items"]:
                         return time.monotonic() - signed
                     if time.monotonic() - signed > TIMEOUT:
                         raise RuntimeError(f"the order of contract {contract_id} did not appear in {TIMEOUT:g}s")
@@ -114,6 +117,8 @@ async def run(quick: bool) -> Report:
             meter.start()
             await paced(RATE, warmup + window, fire)
             cores = meter.stop()
+        finally:
+            pool.close()
         for server in servers:
             server.check_alive()
     finally:

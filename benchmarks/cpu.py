@@ -1,8 +1,10 @@
 """Where the CPU went during a measurement window (Linux ``/proc``; best effort).
 
-Reports, in cores (1.0 = one core busy all window): the whole machine, each of our child
-processes (with their own children, e.g. uvicorn's workers), and PostgreSQL and RabbitMQ when
-their pid files are found under ``$SALESLINE_RUN_DIR`` (``scripts/infra.sh`` writes them).
+Reports, in cores (1.0 = one core busy all window): the whole machine, each named process
+with its descendants (e.g. uvicorn's workers; a named process's count leaves out the other
+named ones), and PostgreSQL and RabbitMQ when their pid files are found under
+``$SALESLINE_RUN_DIR`` (``scripts/infra.sh`` writes them). PostgreSQL and RabbitMQ serve
+whoever else uses the instance too: on a shared machine their figures include that work.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def _tree_cpu(root: int, parents: dict[int, int], cpu: dict[int, float]) -> float:
+def _tree_cpu(root: int, parents: dict[int, int], cpu: dict[int, float], others: set[int]) -> float:
+    """CPU seconds of ``root`` and its descendants, less the subtrees of the ``others`` roots."""
     children: dict[int, list[int]] = {}
     for pid, ppid in parents.items():
         children.setdefault(ppid, []).append(pid)
@@ -33,7 +36,7 @@ def _tree_cpu(root: int, parents: dict[int, int], cpu: dict[int, float]) -> floa
     while todo:
         pid = todo.pop()
         total += cpu.get(pid, 0.0)
-        todo += children.get(pid, [])
+        todo += [child for child in children.get(pid, []) if child not in others]
     return total
 
 
@@ -78,7 +81,8 @@ class CpuMeter:
 
     def _trees(self) -> dict[str, float]:
         parents, cpu = _snapshot()
-        return {name: _tree_cpu(pid, parents, cpu) for name, pid in self.processes.items()}
+        roots = set(self.processes.values())
+        return {name: _tree_cpu(pid, parents, cpu, roots - {pid}) for name, pid in self.processes.items()}
 
     def start(self) -> None:
         self._start = (time.monotonic(), _machine_busy(), self._trees())

@@ -9,7 +9,7 @@ httptools), started side by side and loaded one after the other:
 
 The load generator is a separate process (``CONCURRENCY`` keep-alive connections, each sending
 its next request as soon as the previous answered; a minimal HTTP/1.1 client, see
-:class:`Http11Client` for why not httpx). Its own ceiling is checked with ``GET /healthz`` on
+:class:`benchmarks.http11.Http11Client` for why not httpx). Its own ceiling is checked with ``GET /healthz`` on
 the bare server: the write figures mean something only well below it.
 """
 
@@ -37,6 +37,7 @@ from benchmarks.common import (
     spawn,
 )
 from benchmarks.cpu import CpuMeter, describe
+from benchmarks.http11 import Http11Client, request_head
 
 CONCURRENCY = 32
 
@@ -53,58 +54,6 @@ CONTRACT = {
         {"sku": "SVC-1", "description": "Install", "quantity": "1", "unit_price": "300.00"},
     ],
 }
-
-
-class Http11Client:
-    """One keep-alive HTTP/1.1 connection, just enough for this benchmark's requests.
-
-    Why not httpx: on this machine a httpx client sharing one pool among 32 concurrent requests
-    manages about 400 requests/s on a full core, and 32 single-connection clients about 1,200;
-    the load generator would be the bottleneck and take the servers' CPU. This client does
-    about 15,000/s (``GET /healthz``, 2 uvicorn workers), so the servers are what is measured.
-    Responses must carry ``Content-Length`` (uvicorn sends it for every JSON response).
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-
-    async def request(self, head: bytes, body: bytes) -> int:
-        """Send one request (``head`` ends with the blank line); returns the response status."""
-        if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        assert self._reader is not None
-        self._writer.write(head + body)
-        try:
-            response = await self._reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, ConnectionError):
-            self.close()
-            raise
-        status_line, _, headers = response.partition(b"\r\n")
-        length, close = 0, False
-        for line in headers.split(b"\r\n"):
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"connection" and value.strip().lower() == b"close":
-                close = True
-        await self._reader.readexactly(length)
-        if close:
-            self.close()
-        return int(status_line.split(b" ", 2)[1])
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        self._reader = self._writer = None
-
-
-def request_head(method: str, path: str, host: str, headers: dict[str, str], body: bytes) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 async def generate_load(port: int, method: str, path: str, body: bytes, options: dict[str, Any], results) -> None:
@@ -131,7 +80,7 @@ async def generate_load(port: int, method: str, path: str, body: bytes, options:
                 else:
                     head_now = head
                 try:
-                    status = await client.request(head_now, body)
+                    status, _ = await client.request(head_now, body)
                     outcome = None if status < 400 else f"HTTP {status}"
                 except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     outcome = type(exc).__name__
