@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ColumnElement,
+    Computed,
     Index,
     Integer,
     Numeric,
@@ -24,7 +25,7 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 
 from services.service_desk.domain import (
     OPEN_STATUSES,
@@ -38,6 +39,7 @@ from services.service_desk.domain import (
     TicketType,
     Warranty,
 )
+from services.service_desk.domain.article import Article, ArticleStatus, ArticleVersion, query_terms
 from services.service_desk.domain.sla import FIRST_RESPONSE, RESOLUTION, SlaClock
 from shared.auth import ADMIN, Principal
 from shared.db import service_metadata, utc_timestamp
@@ -134,6 +136,7 @@ tickets = Table(
     Column("sla", JSONB, nullable=False),
     Column("awaiting_response", Boolean, nullable=False),
     Column("repeat_of", UUID(as_uuid=True)),
+    Column("linked_article_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
     Column("warranty_coverage", JSONB),
     utc_timestamp("created_at", nullable=False),
     utc_timestamp("updated_at", nullable=False),
@@ -164,7 +167,44 @@ agents = Table(
     Index("ix_agents_groups", "groups", postgresql_using="gin"),
 )
 
+kb_articles = Table(
+    "kb_articles",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("author_id", Text, nullable=False),
+    Column("published", JSONB),  # the live version: {number, title, body, category, published_at, published_by}
+    # Search terms of the published version (domain/article.py), indexed as a tsvector.
+    Column("search_terms", Text),
+    Column(
+        "search", TSVECTOR, Computed("to_tsvector('simple'::regconfig, coalesce(search_terms, ''))", persisted=True)
+    ),
+    utc_timestamp("created_at", nullable=False),
+    utc_timestamp("updated_at", nullable=False),
+    Index("ix_kb_articles_created_at_id", "created_at", "id"),
+    Index("ix_kb_articles_category_created_at_id", "category", "created_at", "id"),
+    Index("ix_kb_articles_status_created_at_id", "status", "created_at", "id"),
+    Index("ix_kb_articles_search", "search", postgresql_using="gin"),
+)
+
+kb_article_versions = Table(
+    "kb_article_versions",
+    metadata,
+    Column("article_id", UUID(as_uuid=True), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    utc_timestamp("published_at", nullable=False),
+    Column("published_by", Text, nullable=False),
+)
+
 CONTACT = json_codec(ContactInfo | None)
+VERSION = json_codec(ArticleVersion | None)
 SLA = json_codec(dict[str, SlaClock])
 CLOCK_ORDER = {FIRST_RESPONSE: 0, RESOLUTION: 1}
 
@@ -387,6 +427,7 @@ class TicketRepository(Repository[Ticket]):
             "sla": SLA.dump_python(t.sla, mode="json"),
             "awaiting_response": t.awaiting_response,
             "repeat_of": t.repeat_of,
+            "linked_article_ids": list(t.linked_article_ids),
             "warranty_coverage": t.warranty_coverage,
             "created_at": t.created_at,
             "updated_at": t.updated_at,
@@ -422,6 +463,7 @@ class TicketRepository(Repository[Ticket]):
             sla=dict(sorted(SLA.validate_python(row.sla).items(), key=lambda item: CLOCK_ORDER.get(item[0], 99))),
             awaiting_response=row.awaiting_response,
             repeat_of=row.repeat_of,
+            linked_article_ids=tuple(row.linked_article_ids),
             warranty_coverage=row.warranty_coverage,
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -464,3 +506,95 @@ class AgentRepository(Repository[Agent]):
             on_duty=row.on_duty,
             created_at=row.created_at,
         )
+
+
+class ArticleRepository(Repository[Article]):
+    table = kb_articles
+    noun = "article"
+
+    def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
+        return _support_only(principal)
+
+    async def add_version(self, article: Article) -> None:
+        v = article.published
+        assert v is not None
+        await self.uow.execute(
+            kb_article_versions.insert(),
+            {
+                "article_id": article.id,
+                "number": v.number,
+                "title": v.title,
+                "body": v.body,
+                "category": v.category,
+                "published_at": v.published_at,
+                "published_by": v.published_by,
+            },
+        )
+
+    async def versions(self, article_id: uuid.UUID) -> list[ArticleVersion]:
+        rows = await self.uow.execute(
+            select(kb_article_versions)
+            .where(kb_article_versions.c.article_id == article_id)
+            .order_by(kb_article_versions.c.number)
+        )
+        return [ArticleVersion(r.number, r.title, r.body, r.category, r.published_at, r.published_by) for r in rows]
+
+    async def all_published(self, article_ids: tuple[uuid.UUID, ...]) -> bool:
+        query = select(func.count()).where(
+            kb_articles.c.id.in_(article_ids), kb_articles.c.status == ArticleStatus.PUBLISHED.value
+        )
+        return (await self.uow.execute(query)).scalar() == len(article_ids)
+
+    async def search(
+        self, text: str, *, category: str | None = None, limit: int = 10, match_any: bool = False
+    ) -> list[tuple[Article, float]]:
+        """Published articles matching every term of ``text`` (or any, for suggestions), best first."""
+        terms = query_terms(text)
+        if not terms:
+            return []
+        operator = " | " if match_any else " & "
+        query_vector = func.to_tsquery("simple", operator.join(_quote_term(t) for t in terms))
+        rank = func.ts_rank(kb_articles.c.search, query_vector).label("rank")
+        query = (
+            select(kb_articles, rank)
+            .where(kb_articles.c.search.op("@@")(query_vector), kb_articles.c.status == ArticleStatus.PUBLISHED.value)
+            .order_by(rank.desc(), kb_articles.c.id)
+            .limit(limit)
+        )
+        if category is not None:
+            query = query.where(kb_articles.c.category == category)
+        return [(self.from_row(row), float(row.rank)) for row in await self.uow.execute(query)]
+
+    def to_row(self, a: Article) -> dict[str, Any]:
+        return {
+            "id": a.id,
+            "version": a.version,
+            "status": a.status.value,
+            "category": a.category,
+            "title": a.title,
+            "body": a.body,
+            "author_id": a.author_id,
+            "published": VERSION.dump_python(a.published, mode="json"),
+            "search_terms": a.searchable_text(),
+            "created_at": a.created_at,
+            "updated_at": a.updated_at,
+        }
+
+    def from_row(self, row: Any) -> Article:
+        return Article(
+            id=row.id,
+            version=row.version,
+            status=ArticleStatus(row.status),
+            category=row.category,
+            title=row.title,
+            body=row.body,
+            author_id=row.author_id,
+            published=VERSION.validate_python(row.published),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+def _quote_term(term: str) -> str:
+    """A term as a tsquery lexeme: quoted, so no character of a user's query is an operator."""
+    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"

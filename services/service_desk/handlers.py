@@ -11,10 +11,17 @@ from sqlalchemy import select
 
 from services.service_desk.config import get_settings
 from services.service_desk.consumers import SURVEY_REMINDER, TICKET_AUTO_CLOSE, sync_sla_timers
-from services.service_desk.db import AgentRepository, SurveyRepository, TicketRepository, WarrantyRepository
+from services.service_desk.db import (
+    AgentRepository,
+    ArticleRepository,
+    SurveyRepository,
+    TicketRepository,
+    WarrantyRepository,
+)
 from services.service_desk.db import tickets as tickets_table
 from services.service_desk.domain import (
     Agent,
+    Article,
     Channel,
     Coverage,
     Priority,
@@ -28,7 +35,7 @@ from services.service_desk.domain import (
 )
 from services.service_desk.links import hash_token, new_confirmation_link, new_survey_link, well_formed
 from shared.auth import Principal
-from shared.domain import NotFound, PreconditionFailed
+from shared.domain import DomainError, NotFound, PreconditionFailed
 from shared.events import ContactInfo
 from shared.pagination import PageParams
 from shared.timers import cancel_timer, schedule_timer
@@ -252,6 +259,10 @@ async def change_ticket(
                 raise NotFound(f"no agent {args['agent_id']}")
             ticket.assign(agent.id, now=now, by=principal.sub)
         elif action == "resolve":
+            linked = tuple(dict.fromkeys(args.get("article_ids") or ()))
+            if linked and not await ArticleRepository(uow).all_published(linked):
+                raise DomainError("link only published knowledge-base articles")
+            ticket.linked_article_ids = linked
             await _resolve(ticket, uow, now, resolution=args["resolution"], by=principal.sub)
         elif action == "close":
             ticket.close(now=now, reason="agent", by=principal.sub)
@@ -387,3 +398,69 @@ def sla_status(ticket: Ticket, now: datetime | None = None) -> list[dict]:
         }
         for kind, clock in ticket.sla.items()
     ]
+
+
+# -- knowledge base -----------------------------------------------------------------------
+
+
+async def draft_article(*, category: str, title: str, body: str, principal: Principal, uow: UnitOfWork) -> Article:
+    async with uow:
+        article = Article.draft(
+            id=uuid.uuid4(), category=category, title=title, body=body, author_id=principal.sub, now=datetime.now(UTC)
+        )
+        await ArticleRepository(uow).add(article)
+        await uow.commit()
+    return article
+
+
+async def edit_article(
+    article_id: uuid.UUID, principal: Principal, uow: UnitOfWork, *, if_match: int | None, **fields
+) -> Article:
+    async with uow:
+        articles = ArticleRepository(uow)
+        article = await articles.get_for_change(article_id, principal, if_match=if_match)
+        article.edit(now=datetime.now(UTC), **fields)
+        await articles.save(article)
+        await uow.commit()
+    return article
+
+
+async def publish_article(
+    article_id: uuid.UUID, principal: Principal, uow: UnitOfWork, *, if_match: int | None
+) -> Article:
+    async with uow:
+        articles = ArticleRepository(uow)
+        article = await articles.get_for_change(article_id, principal, if_match=if_match)
+        article.publish(by=principal.sub, now=datetime.now(UTC))
+        await articles.save(article)
+        await articles.add_version(article)
+        await uow.commit()
+    return article
+
+
+async def get_article(article_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> tuple[Article, list]:
+    async with uow:
+        articles = ArticleRepository(uow)
+        article = await articles.get_visible(article_id, principal)
+        return article, await articles.versions(article_id)
+
+
+async def list_articles(principal: Principal, uow: UnitOfWork, page: PageParams, **filters):
+    async with uow:
+        return await ArticleRepository(uow).list(principal, page, filters=filters)
+
+
+async def search_articles(text: str, uow: UnitOfWork, *, category: str | None = None, limit: int = 10):
+    async with uow:
+        return await ArticleRepository(uow).search(text, category=category, limit=limit)
+
+
+async def suggest_articles(ticket_id: uuid.UUID, principal: Principal, uow: UnitOfWork, *, limit: int = 5):
+    """Published articles for a ticket, from its subject (every term, then any of them)."""
+    async with uow:
+        ticket = await TicketRepository(uow).get_visible(ticket_id, principal)
+        articles = ArticleRepository(uow)
+        hits = await articles.search(ticket.subject, limit=limit)
+        if not hits:
+            hits = await articles.search(ticket.subject, limit=limit, match_any=True)
+        return hits

@@ -86,6 +86,7 @@ class TicketCreate(ApiModel):
 
 class TicketResolve(ApiModel):
     resolution: SafeStr = Field(min_length=1, max_length=20_000)
+    article_ids: list[uuid.UUID] = Field(default=[], max_length=20, description="Knowledge-base articles used")
 
 
 class TicketReopen(ApiModel):
@@ -145,6 +146,7 @@ class TicketRead(ApiResponse):
     sla: list[SlaRead]
     repeat_of: uuid.UUID | None = Field(description="The same account's ticket of the same category within 30 days")
     warranty_coverage: WarrantyCoverageRead | None = None
+    linked_article_ids: list[uuid.UUID] = []
 
 
 class AgentPut(ApiModel):
@@ -161,3 +163,44 @@ class AgentRead(ApiResponse):
     groups: list[str]
     capacity: int
     on_duty: bool
+
+
+class ArticleWrite(ApiModel):
+    category: SafeStr = Field(min_length=1, max_length=100)
+    title: SafeStr = Field(min_length=1, max_length=300)
+    body: SafeStr = Field(min_length=1, max_length=100_000)
+
+
+class ArticleVersionRead(ApiResponse):
+    number: int
+    title: str
+    body: str
+    category: str
+    published_at: datetime
+    published_by: str
+
+
+class ArticleRead(ApiResponse):
+    id: uuid.UUID
+    version: int
+    status: str
+    category: str = Field(description="The draft's category")
+    title: str = Field(description="The draft's title (may hold unpublished edits)")
+    body: str
+    author_id: str
+    published: ArticleVersionRead | None = Field(description="The live version, if any")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ArticleDetail(ArticleRead):
+    versions: list[ArticleVersionRead]
+
+
+class ArticleHit(ApiResponse):
+    id: uuid.UUID
+    category: str
+    title: str
+    version: int = Field(description="The published version number")
+    rank: float
+    excerpt: str

@@ -123,7 +123,16 @@ async def resolve(
     ticket_id: uuid.UUID, body: TicketResolve, request: Request, response: Response, principal: Support, uow: Uow
 ):
     """Resolved: the customer gets a confirmation link (in `ticket.resolved`) and a CSAT survey."""
-    return await _transition(ticket_id, request, response, principal, uow, "resolve", resolution=body.resolution)
+    return await _transition(
+        ticket_id,
+        request,
+        response,
+        principal,
+        uow,
+        "resolve",
+        resolution=body.resolution,
+        article_ids=body.article_ids,
+    )
 
 
 @ticket_router.post("/{ticket_id}/close", response_model=TicketRead, responses=TRANSITION_ERRORS)

@@ -1,4 +1,5 @@
 from services.service_desk.domain.agent import Agent, choose_agent
+from services.service_desk.domain.article import Article, ArticleStatus, ArticleVersion
 from services.service_desk.domain.survey import (
     InvalidAnswer,
     Survey,
@@ -20,6 +21,9 @@ from services.service_desk.domain.warranty import Coverage, Warranty, add_months
 __all__ = [
     "OPEN_STATUSES",
     "Agent",
+    "Article",
+    "ArticleStatus",
+    "ArticleVersion",
     "Channel",
     "Coverage",
     "InvalidAnswer",

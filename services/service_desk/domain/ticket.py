@@ -102,6 +102,8 @@ class Ticket(Aggregate):
     repeat_of: uuid.UUID | None = None
     # A warranty claim's coverage check: {"covered", "reason", "detail", "warranty_id"}.
     warranty_coverage: dict | None = None
+    # Knowledge-base articles the agent linked when resolving.
+    linked_article_ids: tuple[uuid.UUID, ...] = ()
 
     @property
     def is_complaint(self) -> bool:
