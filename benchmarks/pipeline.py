@@ -421,7 +421,7 @@ async def _run(quick: bool) -> Report:
     from services.orders.config import OrdersSettings
     from shared.config import ServiceSettings
 
-    plan = Plan(warmup=1.5, window=4.0) if quick else Plan(warmup=3.0, window=20.0)
+    plan = Plan(warmup=1.5, window=3.0) if quick else Plan(warmup=3.0, window=20.0)
     pipeline_queue = await declare_queue(OrdersSettings(), PIPELINE_CONSUMER, [BenchPing.routing_key()])
     baseline_queue = await declare_queue(ServiceSettings(), BASELINE_CONSUMER, [BASELINE_ROUTING_KEY])
     report = Report(
