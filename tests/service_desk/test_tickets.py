@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -253,3 +254,20 @@ async def test_repeat_issues_and_warranty_claims(system: System, clean_db: async
         "SELECT envelope FROM service_desk.outbox WHERE event_type = 'ticket.opened.v1' ORDER BY id"
     )
     assert [json.loads(r["envelope"])["data"]["repeat_issue"] for r in opened] == [False, True, False, False]
+
+
+async def test_capacity_holds_under_concurrent_opens(system: System, clean_db: asyncpg.Connection) -> None:
+    """Agent rows are locked while choosing: parallel opens never push anyone past capacity."""
+    api = await system.client("service_desk")
+    await put_agent(api, "p1", ["repair"], 2)
+    await put_agent(api, "p2", ["repair"], 3)
+    responses = await asyncio.gather(*(api.post("/v1/tickets", json=ticket_body(), headers=AGENT) for _ in range(8)))
+    assert all(r.status_code == 201 for r in responses), [r.text for r in responses if r.status_code != 201]
+    loads = dict(
+        await clean_db.fetch(
+            "SELECT coalesce(assignee_id, '-') AS who, count(*) FROM service_desk.tickets GROUP BY assignee_id"
+        )
+    )
+    assert loads == {"p1": 2, "p2": 3, "-": 3}
+    numbers = {r.json()["number"] for r in responses}
+    assert len(numbers) == 8
