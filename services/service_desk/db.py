@@ -40,6 +40,7 @@ from services.service_desk.domain import (
     Warranty,
 )
 from services.service_desk.domain.article import Article, ArticleStatus, ArticleVersion, query_terms
+from services.service_desk.domain.repair import Part, Repair, RepairStatus
 from services.service_desk.domain.sla import FIRST_RESPONSE, RESOLUTION, SlaClock
 from shared.auth import ADMIN, Principal
 from shared.db import service_metadata, utc_timestamp
@@ -203,7 +204,31 @@ kb_article_versions = Table(
     Column("published_by", Text, nullable=False),
 )
 
+repairs = Table(
+    "repairs",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("ticket_id", UUID(as_uuid=True), nullable=False),
+    Column("ticket_number", Text, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("serial_number", Text),
+    Column("under_warranty", Boolean, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("findings", Text),
+    Column("parts", JSONB, nullable=False),
+    Column("labour_cost", Numeric(14, 2), nullable=False),
+    Column("rejections", JSONB, nullable=False),
+    utc_timestamp("accepted_at"),
+    utc_timestamp("created_at", nullable=False),
+    utc_timestamp("updated_at", nullable=False),
+    Index("ix_repairs_created_at_id", "created_at", "id"),
+    Index("ix_repairs_ticket_id_created_at_id", "ticket_id", "created_at", "id"),
+)
+
 CONTACT = json_codec(ContactInfo | None)
+PARTS = json_codec(tuple[Part, ...])
 VERSION = json_codec(ArticleVersion | None)
 SLA = json_codec(dict[str, SlaClock])
 CLOCK_ORDER = {FIRST_RESPONSE: 0, RESOLUTION: 1}
@@ -598,3 +623,51 @@ class ArticleRepository(Repository[Article]):
 def _quote_term(term: str) -> str:
     """A term as a tsquery lexeme: quoted, so no character of a user's query is an operator."""
     return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+class RepairRepository(Repository[Repair]):
+    table = repairs
+    noun = "repair"
+
+    def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
+        return _support_only(principal)
+
+    def to_row(self, r: Repair) -> dict[str, Any]:
+        return {
+            "id": r.id,
+            "version": r.version,
+            "ticket_id": r.ticket_id,
+            "ticket_number": r.ticket_number,
+            "customer_id": r.customer_id,
+            "serial_number": r.serial_number,
+            "under_warranty": r.under_warranty,
+            "currency": r.currency,
+            "status": r.status.value,
+            "findings": r.findings,
+            "parts": PARTS.dump_python(r.parts, mode="json"),
+            "labour_cost": r.labour_cost,
+            "rejections": list(r.rejections),
+            "accepted_at": r.accepted_at,
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+        }
+
+    def from_row(self, row: Any) -> Repair:
+        return Repair(
+            id=row.id,
+            version=row.version,
+            ticket_id=row.ticket_id,
+            ticket_number=row.ticket_number,
+            customer_id=row.customer_id,
+            serial_number=row.serial_number,
+            under_warranty=row.under_warranty,
+            currency=row.currency,
+            status=RepairStatus(row.status),
+            findings=row.findings,
+            parts=PARTS.validate_python(row.parts),
+            labour_cost=row.labour_cost,
+            rejections=list(row.rejections),
+            accepted_at=row.accepted_at,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )

@@ -14,6 +14,7 @@ from services.service_desk.consumers import SURVEY_REMINDER, TICKET_AUTO_CLOSE, 
 from services.service_desk.db import (
     AgentRepository,
     ArticleRepository,
+    RepairRepository,
     SurveyRepository,
     TicketRepository,
     WarrantyRepository,
@@ -33,6 +34,7 @@ from services.service_desk.domain import (
     check_coverage,
     choose_agent,
 )
+from services.service_desk.domain.repair import Part, Repair
 from services.service_desk.links import hash_token, new_confirmation_link, new_survey_link, well_formed
 from shared.auth import Principal
 from shared.domain import DomainError, NotFound, PreconditionFailed
@@ -464,3 +466,65 @@ async def suggest_articles(ticket_id: uuid.UUID, principal: Principal, uow: Unit
         if not hits:
             hits = await articles.search(ticket.subject, limit=limit, match_any=True)
         return hits
+
+
+# -- repairs ------------------------------------------------------------------------------
+
+
+async def report_repair(ticket_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> Repair:
+    """A repair for a repair or warranty-claim ticket; free of charge if the unit is covered now."""
+    async with uow:
+        ticket = await TicketRepository(uow).get_visible(ticket_id, principal)
+        if ticket.type not in (TicketType.REPAIR, TicketType.WARRANTY_CLAIM):
+            raise DomainError("only repair and warranty-claim tickets have repairs")
+        now = datetime.now(UTC)
+        covered = False
+        if ticket.serial_number:
+            candidates = await WarrantyRepository(uow).matching(None, serial_number=ticket.serial_number)
+            mine = [w for w in candidates if w.customer_id == ticket.customer_id]
+            covered = check_coverage(mine, now, what=ticket.serial_number).covered
+        repair = Repair(
+            id=uuid.uuid4(),
+            ticket_id=ticket.id,
+            ticket_number=ticket.number,
+            customer_id=ticket.customer_id,
+            serial_number=ticket.serial_number,
+            under_warranty=covered,
+            currency="CNY",
+            created_at=now,
+            updated_at=now,
+        )
+        repair.version = 1
+        await RepairRepository(uow).add(repair)
+        await uow.commit()
+    return repair
+
+
+async def change_repair(
+    repair_id: uuid.UUID, principal: Principal, uow: UnitOfWork, action: str, *, if_match: int | None = None, **args
+) -> Repair:
+    """inspect, start_repair (findings, parts, labour), complete, accept, reject (reason)."""
+    async with uow:
+        repairs = RepairRepository(uow)
+        repair = await repairs.get_for_change(repair_id, principal, if_match=if_match)
+        now = datetime.now(UTC)
+        if action == "start_repair":
+            parts = tuple(Part(**part) for part in args["parts"])
+            repair.start_repair(findings=args["findings"], parts=parts, labour_cost=args["labour_cost"], now=now)
+        elif action == "reject":
+            repair.reject(args["reason"], now)
+        else:
+            getattr(repair, action)(now)
+        await repairs.save(repair)
+        await uow.commit()
+    return repair
+
+
+async def get_repair(repair_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> Repair:
+    async with uow:
+        return await RepairRepository(uow).get_visible(repair_id, principal)
+
+
+async def list_repairs(principal: Principal, uow: UnitOfWork, page: PageParams, *, ticket_id: uuid.UUID | None):
+    async with uow:
+        return await RepairRepository(uow).list(principal, page, filters={"ticket_id": ticket_id})

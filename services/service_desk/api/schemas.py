@@ -9,7 +9,7 @@ from decimal import Decimal
 from pydantic import EmailStr, Field
 
 from services.service_desk.domain import Channel, Priority, TicketType
-from shared.api import ApiModel, ApiResponse, SafeStr
+from shared.api import ApiModel, ApiResponse, Money, SafeStr
 
 
 class ContactRead(ApiResponse):
@@ -204,3 +204,50 @@ class ArticleHit(ApiResponse):
     version: int = Field(description="The published version number")
     rank: float
     excerpt: str
+
+
+class PartIn(ApiModel):
+    sku: SafeStr = Field(min_length=1, max_length=100)
+    description: SafeStr = Field(default="", max_length=500)
+    quantity: int = Field(ge=1, le=100_000)
+    unit_price: Money
+
+
+class RepairStart(ApiModel):
+    findings: SafeStr = Field(min_length=1, max_length=20_000)
+    parts: list[PartIn] = Field(default=[], max_length=200)
+    labour_cost: Money = Decimal("0.00")
+
+
+class RepairReject(ApiModel):
+    reason: SafeStr = Field(min_length=1, max_length=2000)
+
+
+class PartRead(ApiResponse):
+    sku: str
+    description: str
+    quantity: int
+    unit_price: Money
+    amount: Money
+
+
+class RepairRead(ApiResponse):
+    id: uuid.UUID
+    version: int
+    ticket_id: uuid.UUID
+    ticket_number: str
+    customer_id: str
+    serial_number: str | None
+    status: str
+    under_warranty: bool
+    findings: str | None
+    parts: list[PartRead]
+    currency: str
+    labour_cost: Money
+    parts_cost: Money
+    total_cost: Money
+    charged_amount: Money = Field(description="What the customer pays: zero under warranty")
+    rejections: list[str]
+    accepted_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
