@@ -54,8 +54,11 @@ def api_lifespan(settings: ServiceSettings, tables: PlatformTables):
     return lifespan
 
 
-def get_uow(request: Request) -> UnitOfWork:
-    """FastAPI dependency: a fresh (not yet opened) unit of work; the handler opens and commits it."""
+async def get_uow(request: Request) -> UnitOfWork:
+    """FastAPI dependency: a fresh (not yet opened) unit of work; the handler opens and commits it.
+
+    Async on purpose: FastAPI runs a sync dependency in a worker thread on every request.
+    """
     return request.app.state.runtime.uow()
 
 

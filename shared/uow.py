@@ -34,6 +34,10 @@ class UnitOfWork:
         self.message: CloudEvent | None = None
 
     @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    @property
     def connection(self) -> AsyncConnection:
         if self._connection is None:
             raise RuntimeError("the unit of work is not open: use `async with uow:`")

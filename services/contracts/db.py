@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from services.contracts.domain import Contract, ContractLine, ContractStatus
 from shared.db import service_metadata, utc_timestamp
 from shared.events import ContactInfo
+from shared.numbers import next_document_number
 from shared.repository import Repository, json_codec
 
 metadata, platform_tables = service_metadata("contracts")
@@ -53,9 +54,7 @@ class ContractRepository(Repository[Contract]):
     noun = "contract"
 
     async def next_number(self, now: datetime) -> str:
-        # A sequence never hands out a number twice, even under concurrency; gaps are fine.
-        value = await self.uow.connection.scalar(contract_number_seq.next_value())
-        return f"HT-{now.year}-{value:06d}"
+        return await next_document_number(self.uow, contract_number_seq, "HT", now)
 
     def to_row(self, contract: Contract) -> dict[str, Any]:
         return {

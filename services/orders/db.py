@@ -36,6 +36,7 @@ from services.orders.domain import Amendment, ApprovalStep, Order, OrderLine, Or
 from services.orders.domain.values import CREDIT_EXPOSED, Invoice, Payment, Shipment
 from shared.db import service_metadata, utc_timestamp
 from shared.events import ContactInfo
+from shared.numbers import next_document_number
 from shared.pagination import PageParams, fetch_page
 from shared.repository import Repository, json_codec
 
@@ -159,8 +160,7 @@ class OrderRepository(Repository[Order]):
     noun = "order"
 
     async def next_number(self, now: datetime) -> str:
-        value = await self.uow.connection.scalar(order_number_seq.next_value())
-        return f"SO-{now.year}-{value:06d}"
+        return await next_document_number(self.uow, order_number_seq, "SO", now)
 
     async def exists_for_contract(self, contract_id: uuid.UUID) -> bool:
         query = select(orders.c.id).where(orders.c.contract_id == contract_id)
