@@ -49,7 +49,9 @@ async def send_delivery_survey(event: OrderDelivered, uow: UnitOfWork, now: date
 async def remind_survey(payload: dict[str, Any], uow: UnitOfWork) -> None:
     surveys = SurveyRepository(uow)
     survey = await surveys.get(uuid.UUID(payload["_key"]), None, for_update=True)
-    if survey is not None and survey.remind(datetime.now(UTC)):
+    now = datetime.now(UTC)
+    link = new_survey_link(now, expires_at=survey.expires_at) if survey is not None else None
+    if survey is not None and survey.remind(now, link):
         await surveys.save(survey)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    or_,
     select,
     true,
 )
@@ -70,6 +71,7 @@ surveys = Table(
     utc_timestamp("reminded_at"),
     # SHA-256 of the customer's link token (the token itself is only ever in survey.sent).
     Column("token_hash", Text, unique=True),
+    Column("reminder_token_hash", Text, unique=True),
     utc_timestamp("expires_at"),
     Column("csat", SmallInteger),
     Column("nps", SmallInteger),
@@ -323,7 +325,9 @@ class SurveyRepository(SupportVisible, Repository[Survey]):
 
     async def by_token_hash(self, token_hash: str, *, for_update: bool = False) -> Survey | None:
         """The survey a customer's link opens (no principal: the link itself is the credential)."""
-        query = select(surveys).where(surveys.c.token_hash == token_hash)
+        query = select(surveys).where(
+            or_(surveys.c.token_hash == token_hash, surveys.c.reminder_token_hash == token_hash)
+        )
         if for_update:
             query = query.with_for_update()
         row = (await self.uow.execute(query)).first()
@@ -348,6 +352,7 @@ class SurveyRepository(SupportVisible, Repository[Survey]):
             "reminded_at": survey.reminded_at,
             "ticket_id": survey.ticket_id,
             "token_hash": survey.token_hash,
+            "reminder_token_hash": survey.reminder_token_hash,
             "expires_at": survey.expires_at,
             "csat": survey.csat,
             "nps": survey.nps,
@@ -370,6 +375,7 @@ class SurveyRepository(SupportVisible, Repository[Survey]):
             reminded_at=row.reminded_at,
             ticket_id=row.ticket_id,
             token_hash=row.token_hash,
+            reminder_token_hash=row.reminder_token_hash,
             expires_at=row.expires_at,
             csat=row.csat,
             nps=row.nps,

@@ -34,8 +34,9 @@ def _new_link(path: str, expires_at: datetime) -> SurveyLink:
     return SurveyLink(url=f"{base}{path}{token}", token_hash=hash_token(token), expires_at=expires_at)
 
 
-def new_survey_link(now: datetime) -> SurveyLink:
-    return _new_link(SURVEY_PAGE_PATH, now + timedelta(seconds=get_settings().survey_link_ttl_seconds))
+def new_survey_link(now: datetime, *, expires_at: datetime | None = None) -> SurveyLink:
+    """``expires_at``: a reminder's link ends with the survey's first link."""
+    return _new_link(SURVEY_PAGE_PATH, expires_at or now + timedelta(seconds=get_settings().survey_link_ttl_seconds))
 
 
 def new_confirmation_link(now: datetime) -> SurveyLink:

@@ -36,6 +36,7 @@ __all__ = [
     "PaymentReceived",
     "ShippedItem",
     "SurveyCompleted",
+    "SurveyReminded",
     "SurveySent",
     "TicketAssigned",
     "TicketClosed",
@@ -389,6 +390,19 @@ class TicketSlaBreached(Event, type="ticket.sla_breached.v1"):
     group: str
     escalated_to: str = "support_lead"
     breached_at: datetime
+
+
+class SurveyReminded(Event, type="survey.reminded.v1"):
+    """An unanswered survey's one reminder, with a fresh link (the first one keeps working)."""
+
+    survey_id: uuid.UUID
+    trigger: str
+    order_id: uuid.UUID | None = None
+    ticket_id: uuid.UUID | None = None
+    customer_id: str
+    contact: ContactInfo | None = None
+    link: str | None = None
+    expires_at: datetime | None = None
 
 
 # --- webhooks ----------------------------------------------------------------------------

@@ -243,3 +243,27 @@ async def test_a_customer_answers_on_a_phone_in_chromium(
         await count(clean_db, "SELECT count(*) FROM service_desk.outbox WHERE event_type = 'survey.completed.v1'") == 1
     )
     assert (ARTIFACTS / "survey_page_answered.png").stat().st_size > 5000
+
+
+async def test_an_unanswered_survey_is_reminded_once_with_a_working_link(
+    system: System, clean_db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SALESLINE_SERVICE_DESK_SURVEY_REMINDER_AFTER_SECONDS", "0.2")
+    clear_settings_caches()
+    await system.start_worker("service_desk")
+    await publish_raw(envelope(order_delivered()))
+    first = httpx.URL(await wait_until(lambda: survey_link(clean_db), what="the survey")).path
+
+    async def reminded() -> list[dict]:
+        rows = await clean_db.fetch("SELECT envelope FROM service_desk.outbox WHERE event_type = 'survey.reminded.v1'")
+        return [json.loads(r["envelope"])["data"] for r in rows]
+
+    [reminder] = await wait_until(reminded, what="the reminder")
+    second = httpx.URL(reminder["link"]).path
+    assert second != first and reminder["expires_at"] is not None
+    api = await system.client("service_desk")
+    assert (await api.get(first)).status_code == 200 and (await api.get(second)).status_code == 200
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert (await api.post(second, content="csat=4&nps=8", headers=form)).status_code == 200
+    assert (await api.post(first, content="csat=1&nps=0", headers=form)).status_code == 409  # one answer per survey
+    assert len(await reminded()) == 1

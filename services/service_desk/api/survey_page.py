@@ -10,10 +10,10 @@ URL, so it works without JavaScript. A used, expired or unknown link gets a page
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
@@ -21,6 +21,7 @@ from services.service_desk import handlers
 from services.service_desk.domain import InvalidAnswer, Survey, SurveyAlreadyAnswered, SurveyExpired
 from shared.domain import NotFound
 from shared.service import get_uow
+from shared.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/surveys/answer", tags=["survey page (customers)"])
 # Public on purpose, and marked so: tests/test_api_safety.py skips only operations saying why.
@@ -33,6 +34,8 @@ TEMPLATES = Environment(
     lstrip_blocks=True,
 )
 
+# A unit of work is reusable: each `async with` opens a fresh transaction.
+Uow = Annotated[UnitOfWork, Depends(get_uow)]
 LANGUAGES = ("zh", "en")
 SECURITY_HEADERS = {
     # Nothing but this page's inline styles; the form posts only back here.
@@ -165,10 +168,10 @@ def _form(survey: Survey, lang: str, status: int = 200, *, errors=(), values=Non
 
 
 @router.get("/{token}", response_class=HTMLResponse, summary="The customer's survey page", openapi_extra=PUBLIC)
-async def survey_page(token: str, request: Request) -> HTMLResponse:
+async def survey_page(token: str, request: Request, uow: Uow) -> HTMLResponse:
     lang = choose_language(request)
     try:
-        survey = await handlers.open_survey(token, get_uow(request))
+        survey = await handlers.open_survey(token, uow)
     except (NotFound, SurveyAlreadyAnswered, SurveyExpired) as exc:
         return _refusal(exc, lang)
     return _form(survey, lang)
@@ -177,18 +180,18 @@ async def survey_page(token: str, request: Request) -> HTMLResponse:
 @router.post(
     "/{token}", response_class=HTMLResponse, summary="The customer answers (a form post)", openapi_extra=PUBLIC
 )
-async def answer_survey(token: str, request: Request) -> HTMLResponse:
+async def answer_survey(token: str, request: Request, uow: Uow) -> HTMLResponse:
     form = parse_form(await request.body())
     lang = choose_language(request, form.get("lang"))
     cmd = handlers.AnswerSurvey(
         token=token, csat=_score(form.get("csat")), nps=_score(form.get("nps")), comment=form.get("comment")
     )
     try:
-        await handlers.answer_survey(cmd, get_uow(request))
+        await handlers.answer_survey(cmd, uow)
     except (NotFound, SurveyAlreadyAnswered, SurveyExpired) as exc:
         return _refusal(exc, lang)
     except InvalidAnswer as exc:
-        survey = await handlers.open_survey(token, get_uow(request))
+        survey = await handlers.open_survey(token, uow)
         return _form(survey, lang, 422, errors=[f"error_{exc.field}"], values=form)
     return render("survey_message.html", lang, 200, kind="thanks")
 

@@ -192,24 +192,24 @@ async def list_agents(
 
 
 @confirm_router.get("/{token}", response_class=HTMLResponse, summary="Is it resolved? (customer)", openapi_extra=PUBLIC)
-async def confirmation_page(token: str, request: Request) -> HTMLResponse:
+async def confirmation_page(token: str, request: Request, uow: Uow) -> HTMLResponse:
     lang = choose_language(request)
     try:
-        ticket = await handlers.confirmation_ticket(token, get_uow(request))
+        ticket = await handlers.confirmation_ticket(token, uow)
     except NotFound:
         return render("ticket_message.html", lang, 404, kind="confirm_unknown")
     return render("ticket_confirm.html", lang, 200, ticket=ticket)
 
 
 @confirm_router.post("/{token}", response_class=HTMLResponse, summary="The customer's answer", openapi_extra=PUBLIC)
-async def confirm(token: str, request: Request) -> HTMLResponse:
+async def confirm(token: str, request: Request, uow: Uow) -> HTMLResponse:
     form = parse_form(await request.body())
     lang = choose_language(request, form.get("lang"))
     if form.get("answer") not in ("resolved", "not_resolved"):
         return render("ticket_message.html", lang, 422, kind="confirm_unknown")
     resolved = form["answer"] == "resolved"
     try:
-        await handlers.confirm_resolution(token, resolved=resolved, note=form.get("note"), uow=get_uow(request))
+        await handlers.confirm_resolution(token, resolved=resolved, note=form.get("note"), uow=uow)
     except (NotFound, InvalidTransition):
         return render("ticket_message.html", lang, 404, kind="confirm_unknown")
     return render("ticket_message.html", lang, 200, kind="confirmed" if resolved else "reopened")

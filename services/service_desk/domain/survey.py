@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from shared.domain import Aggregate, DomainError, InvalidTransition
-from shared.events import ContactInfo, OrderDelivered, SurveyCompleted, SurveySent
+from shared.events import ContactInfo, OrderDelivered, SurveyCompleted, SurveyReminded, SurveySent
 
 CSAT_RANGE = range(1, 6)
 NPS_RANGE = range(0, 11)
@@ -63,6 +63,7 @@ class Survey(Aggregate):
     status: SurveyStatus = SurveyStatus.SENT
     reminded_at: datetime | None = None
     token_hash: str | None = None
+    reminder_token_hash: str | None = None  # the reminder's own link, answering the same survey
     expires_at: datetime | None = None
     csat: int | None = None
     nps: int | None = None
@@ -176,9 +177,27 @@ class Survey(Aggregate):
             )
         )
 
-    def remind(self, now: datetime) -> bool:
-        """Remind once, and only while unanswered and open; says whether a reminder is due."""
+    def remind(self, now: datetime, link: SurveyLink | None = None) -> bool:
+        """Remind once, and only while unanswered and open; says whether it reminded.
+
+        Only the hash of the first link is stored, so the reminder carries a fresh link (the
+        first keeps working; both expire together and either answers the survey once).
+        """
         if self.status != SurveyStatus.SENT or self.reminded_at is not None or self.is_expired(now):
             return False
         self.reminded_at = now
+        if link is not None:
+            self.reminder_token_hash = link.token_hash
+        self.record(
+            SurveyReminded(
+                survey_id=self.id,
+                trigger=self.trigger,
+                order_id=self.order_id,
+                ticket_id=self.ticket_id,
+                customer_id=self.customer_id,
+                contact=self.contact,
+                link=link.url if link else None,
+                expires_at=self.expires_at,
+            )
+        )
         return True
