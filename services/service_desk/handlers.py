@@ -301,6 +301,7 @@ async def _resolve(ticket: Ticket, uow: UnitOfWork, now: datetime, *, resolution
             owner_id=by,
             now=now,
             link=new_survey_link(now),
+            team=ticket.group,
         )
         await surveys.add(survey)
         await schedule_timer(

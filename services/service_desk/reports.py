@@ -107,6 +107,23 @@ def nps(distribution: dict[int, int]) -> str | None:
     return _text(metrics.nps(distribution))
 
 
+_SCORES_BY = text(
+    """
+    SELECT dimension, key, count(*) AS sent, count(csat) AS answered,
+           avg(csat) AS csat_average,
+           count(*) FILTER (WHERE nps >= 9) AS promoters, count(*) FILTER (WHERE nps <= 6) AS detractors,
+           count(nps) AS nps_answers
+    FROM (
+      SELECT 'team' AS dimension, team AS key, csat, nps FROM service_desk.surveys
+      WHERE created_at >= :start AND created_at < :end AND team IS NOT NULL
+      UNION ALL
+      SELECT 'product', product, csat, nps FROM service_desk.surveys, unnest(products) AS product
+      WHERE created_at >= :start AND created_at < :end
+    ) AS answers
+    GROUP BY dimension, key ORDER BY dimension, key
+    """
+)
+
 BACKLOG_BUCKETS = ("under_1_day", "1_to_3_days", "3_to_7_days", "over_7_days")
 
 
@@ -127,6 +144,7 @@ async def summary(uow: UnitOfWork, period: Period, *, group: str | None, now: da
         scores: dict[tuple[str, str], dict[int, int]] = {}
         for row in await uow.execute(_SCORES, params) if group is None else []:
             scores.setdefault((row.trigger, row.question), {})[row.score] = row.answers
+        breakdown = (await uow.execute(_SCORES_BY, params)).all() if group is None else []
     return {
         "period": {"start": period.start, "end": period.end},
         "group": group,
@@ -154,6 +172,8 @@ async def summary(uow: UnitOfWork, period: Period, *, group: str | None, now: da
         "backlog_by_age": {bucket: backlog.get(bucket, 0) for bucket in BACKLOG_BUCKETS},
         # Surveys are per customer, not per group: reported for the whole desk only.
         "surveys": [_survey_row(row, scores) for row in surveys],
+        "surveys_by_team": [_breakdown(row) for row in breakdown if row.dimension == "team"],
+        "surveys_by_product": [_breakdown(row) for row in breakdown if row.dimension == "product"],
     }
 
 
@@ -169,4 +189,21 @@ def _survey_row(row: Any, scores: dict[tuple[str, str], dict[int, int]]) -> dict
         "csat_distribution": {str(score): csat.get(score, 0) for score in range(1, 6)},
         "nps": nps(promoters),
         "nps_distribution": {str(score): promoters.get(score, 0) for score in range(11)},
+    }
+
+
+def _breakdown(row: Any) -> dict[str, Any]:
+    """CSAT and NPS of one team (ticket surveys) or product (delivery surveys)."""
+    nps_value = None
+    if row.nps_answers:
+        nps_value = metrics.nps(
+            {10: row.promoters, 0: row.detractors, 7: row.nps_answers - row.promoters - row.detractors}
+        )
+    return {
+        "key": row.key,
+        "sent": row.sent,
+        "answered": row.answered,
+        "response_rate": rate(row.answered, row.sent),
+        "csat_average": _text(None if row.csat_average is None else round(row.csat_average, 2)),
+        "nps": _text(nps_value),
     }

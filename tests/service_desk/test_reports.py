@@ -43,17 +43,20 @@ async def test_summary(system: System, clean_db: asyncpg.Connection) -> None:
     await api.post("/v1/tickets", json=body, headers=AGENT)  # a repeat issue
     await api.post("/v1/tickets", json=body | {"type": "complaint", "customer_id": "b"}, headers=AGENT)
     await api.post(f"/v1/tickets/{first['id']}/start", headers=AGENT)
+    resolved = (await api.post("/v1/tickets", json=body | {"customer_id": "c"}, headers=AGENT)).json()
+    await api.post(f"/v1/tickets/{resolved['id']}/start", headers=AGENT)
+    await api.post(f"/v1/tickets/{resolved['id']}/resolve", json={"resolution": "Fixed"}, headers=AGENT)
 
     assert (await api.get("/v1/service-desk-reports/summary", headers=AGENT)).status_code == 403
     report = await api.get("/v1/service-desk-reports/summary", headers=LEAD)
     assert report.status_code == 200, report.text
     data = report.json()
     assert data["tickets"] == {
-        "opened": 3,
+        "opened": 4,
         "complaints": 1,
-        "complaint_rate": "0.3333",
+        "complaint_rate": "0.2500",
         "repeat_issues": 1,
-        "repeat_issue_rate": "0.3333",
+        "repeat_issue_rate": "0.2500",
     }
     response_sla = [r for r in data["sla"] if r["kind"] == "first_response" and r["group"] == "repair"]
     assert response_sla == [
@@ -61,8 +64,8 @@ async def test_summary(system: System, clean_db: asyncpg.Connection) -> None:
             "priority": "P3",
             "group": "repair",
             "kind": "first_response",
-            "decided": 1,
-            "met": 1,
+            "decided": 2,
+            "met": 2,
             "breached": 0,
             "compliance": "1.0000",
             "avg_business_seconds": response_sla[0]["avg_business_seconds"],
@@ -70,7 +73,20 @@ async def test_summary(system: System, clean_db: asyncpg.Connection) -> None:
     ]
     assert data["backlog_by_age"] == {"under_1_day": 3, "1_to_3_days": 0, "3_to_7_days": 0, "over_7_days": 0}
     assert data["times_seconds"]["first_response_p50"] is not None
-    [delivery] = data["surveys"]
+    delivery, ticket_surveys = data["surveys"]
+    assert (ticket_surveys["trigger"], ticket_surveys["sent"], ticket_surveys["answered"]) == ("ticket.resolved", 1, 0)
+    assert data["surveys_by_team"] == [
+        {"key": "repair", "sent": 1, "answered": 0, "response_rate": "0.0000", "csat_average": None, "nps": None}
+    ]
+    by_product = {row["key"]: row for row in data["surveys_by_product"]}
+    assert by_product["PUMP-1"] == {
+        "key": "PUMP-1",
+        "sent": 2,
+        "answered": 1,
+        "response_rate": "0.5000",
+        "csat_average": "5.00",
+        "nps": "100.0",
+    }
     assert (delivery["trigger"], delivery["sent"], delivery["answered"]) == ("order.delivered", 2, 1)
     assert delivery["response_rate"] == "0.5000" and delivery["csat_average"] == "5.00" and delivery["nps"] == "100.0"
     assert delivery["csat_distribution"]["5"] == 1 and delivery["nps_distribution"]["10"] == 1

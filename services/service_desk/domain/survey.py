@@ -64,6 +64,9 @@ class Survey(Aggregate):
     reminded_at: datetime | None = None
     token_hash: str | None = None
     reminder_token_hash: str | None = None  # the reminder's own link, answering the same survey
+    # For reports: the products delivered (SKUs), or the team (group) that resolved the ticket.
+    products: tuple[str, ...] = ()
+    team: str | None = None
     expires_at: datetime | None = None
     csat: int | None = None
     nps: int | None = None
@@ -88,6 +91,7 @@ class Survey(Aggregate):
             contact=event.contact,
             owner_id=event.owner_id,
             created_at=now,
+            products=tuple(dict.fromkeys(item.sku for item in event.items)),
         )
         survey._send(link)
         return survey
@@ -104,10 +108,12 @@ class Survey(Aggregate):
         owner_id: str,
         now: datetime,
         link: SurveyLink | None = None,
+        team: str | None = None,
     ) -> Survey:
         survey = cls(
             id=survey_id,
             trigger="ticket.resolved",
+            team=team,
             ticket_id=ticket_id,
             customer_id=customer_id,
             customer_name=customer_name,
