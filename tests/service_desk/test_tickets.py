@@ -110,6 +110,11 @@ async def test_tickets_are_numbered_and_assigned_by_relative_load(system: System
     await put_agent(api, "a3", ["repair"], 10, on_duty=False)
     denied = await api.put("/v1/agents/x", json={"name": "X", "groups": ["repair"], "capacity": 1}, headers=AGENT)
     assert denied.status_code == 403
+    empty_group = await api.put("/v1/agents/x", json={"name": "X", "groups": [""], "capacity": 1}, headers=LEAD)
+    assert empty_group.status_code == 422
+    a3 = await api.get("/v1/agents/a3", headers=AGENT)
+    assert a3.json()["on_duty"] is False and a3.headers["ETag"]
+    assert (await api.get("/v1/agents/nobody", headers=AGENT)).status_code == 404
 
     assignees = []
     for _ in range(3):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
 from pydantic import EmailStr, Field
 
@@ -151,7 +152,7 @@ class TicketRead(ApiResponse):
 
 class AgentPut(ApiModel):
     name: SafeStr = Field(min_length=1, max_length=200)
-    groups: list[SafeStr] = Field(min_length=1, max_length=50)
+    groups: list[Annotated[SafeStr, Field(min_length=1, max_length=100)]] = Field(min_length=1, max_length=50)
     capacity: int = Field(ge=0, le=1000, description="How many open tickets the agent takes at most")
     on_duty: bool = True
 

@@ -191,6 +191,13 @@ async def list_agents(
     )
 
 
+@agent_router.get("/{agent_id}", response_model=AgentRead, responses=problem_responses(401, 403, 404))
+async def get_agent(agent_id: Annotated[SafeStr, ...], response: Response, principal: Support, uow: Uow) -> AgentRead:
+    agent = await handlers.get_agent(agent_id, principal, uow)
+    set_etag(response, agent.version)
+    return _agent(agent)
+
+
 @confirm_router.get("/{token}", response_class=HTMLResponse, summary="Is it resolved? (customer)", openapi_extra=PUBLIC)
 async def confirmation_page(token: str, request: Request, uow: Uow) -> HTMLResponse:
     lang = choose_language(request)
