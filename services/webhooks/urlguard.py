@@ -120,6 +120,11 @@ def split_url(url: str, *, http_allowed: bool) -> SplitResult:
         raise UrlRefused(f"The URL is longer than {MAX_URL_LENGTH} characters.", code="url_too_long")
     if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
         raise UrlRefused("The URL contains whitespace or control characters.", code="url_malformed")
+    if not url.isascii():
+        raise UrlRefused(
+            "The URL must be ASCII: write the host in its xn-- (punycode) form and percent-encode the path.",
+            code="url_malformed",
+        )
     try:
         parts = urlsplit(url)
         port = parts.port

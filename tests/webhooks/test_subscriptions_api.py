@@ -188,6 +188,8 @@ async def test_the_allow_list_admits_only_its_networks(api: httpx.AsyncClient) -
         ("https://erp.example.com:99999/", "cannot be parsed"),
         ("https://erp.exa mple.com/", "whitespace"),
         ("erp.example.com/hooks", "https://"),
+        ("https://例子.测试/hooks", "punycode"),
+        ("https://erp.example.com/bestellungen/größe", "percent-encode"),
     ],
 )
 async def test_url_rules(strict_api: httpx.AsyncClient, settings: WebhooksSettings, url: str, code: str) -> None:
@@ -261,3 +263,11 @@ async def test_bad_ids_and_bodies_are_4xx(api: httpx.AsyncClient) -> None:
         "/v1/webhook-subscriptions", content=b"{", headers={**ERP, "Content-Type": "application/json"}
     )
     assert response.status_code == 400
+    created = await subscribe(api, "https://erp.example.com/hooks")
+    for since in ("9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00Z", "2026-01-01T00:00:00"):
+        replay = await api.post(
+            f"/v1/webhook-subscriptions/{created['id']}/replay", json={"created_from": since}, headers=ERP
+        )
+        assert replay.status_code == 422, since
+        listed = await api.get("/v1/webhook-deliveries", params={"created_from": since}, headers=ERP)
+        assert listed.status_code == 422, since

@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from pydantic import AwareDatetime
 from starlette.responses import Response as StarletteResponse
 
 from services.webhooks import handlers
@@ -23,6 +22,7 @@ from services.webhooks.api.schemas import (
     DeliveryRead,
     DeliveryStatus,
     EventRead,
+    Instant,
     ReplayRange,
     ReplayResult,
     RotateSecret,
@@ -265,8 +265,8 @@ async def list_deliveries(
     event_id: Annotated[uuid.UUID | None, Query(description="Deliveries of this event")] = None,
     status: Annotated[DeliveryStatus | None, Query()] = None,
     event_type: TypePattern = None,
-    created_from: Annotated[AwareDatetime | None, Query(description="Created at or after (with offset)")] = None,
-    created_before: Annotated[AwareDatetime | None, Query(description="Created before")] = None,
+    created_from: Annotated[Instant | None, Query(description="Created at or after (with offset)")] = None,
+    created_before: Annotated[Instant | None, Query(description="Created before")] = None,
 ) -> Page[DeliveryRead]:
     """The delivery log, oldest first: per subscription (`subscription_id`), per event (`event_id`), or both."""
     rows, next_cursor = await handlers.list_deliveries(

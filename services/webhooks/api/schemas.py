@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, computed_field
+from pydantic import AfterValidator, AwareDatetime, Field, computed_field
+from pydantic_core import PydanticCustomError
 
 from shared.api import ApiModel, ApiResponse
 
@@ -14,6 +15,17 @@ Pattern = Annotated[str, Field(min_length=1, max_length=200, examples=["order.*"
 Url = Annotated[str, Field(min_length=1, max_length=2048, examples=["https://erp.example.com/salesline/webhooks"])]
 Description = Annotated[str, Field(max_length=500)]
 DeliveryStatus = Literal["pending", "paused", "succeeded", "failed"]
+
+
+def _storable(value: datetime) -> datetime:
+    """PostgreSQL and asyncpg cannot take every datetime Python can (e.g. 9999-12-31T23:59-12:00)."""
+    if not 1970 <= value.year <= 9000 or value.utcoffset() is None:
+        raise PydanticCustomError("datetime_range", "The time must have an offset and lie between 1970 and 9000")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_storable)]
+"""An ISO 8601 time with an offset, in a range the database stores."""
 
 
 class EventRead(ApiResponse):
@@ -95,8 +107,8 @@ class SecretRotated(ApiResponse):
 
 
 class ReplayRange(ApiModel):
-    created_from: AwareDatetime = Field(description="Deliveries created at or after this time")
-    created_before: AwareDatetime | None = Field(None, description="... and before this time (default: now)")
+    created_from: Instant = Field(description="Deliveries created at or after this time")
+    created_before: Instant | None = Field(None, description="... and before this time (default: now)")
     status: Literal["succeeded", "failed", "pending", "paused"] | None = Field(
         None, description="Only deliveries in this status (e.g. `failed`)"
     )
