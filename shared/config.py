@@ -7,11 +7,10 @@ a development secret or password.
 
 from __future__ import annotations
 
-import os
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEV_JWT_SECRET = "salesline-development-secret-do-not-use-in-production"
 DEV_DB_PASSWORD_PREFIX = "dev-password-"
@@ -92,19 +91,19 @@ class ServiceSettings(BaseSettings):
     def queue_name(self, consumer: str) -> str:
         return f"{self.queue_prefix}{consumer}"
 
-    @model_validator(mode="before")
     @classmethod
-    def _per_service_overrides(cls, values: Any) -> Any:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         """``SALESLINE_<SERVICE>_<FIELD>`` beats ``SALESLINE_<FIELD>`` (e.g. each service's DB password)."""
-        if not isinstance(values, dict):
-            return values
-        prefix = f"SALESLINE_{cls.model_fields['service_name'].default.upper()}_"
-        for key, value in os.environ.items():
-            if key.startswith(prefix):
-                field = key[len(prefix) :].lower()
-                if field in cls.model_fields and field != "service_name":
-                    values[field] = value
-        return values
+        service = cls.model_fields["service_name"].default.upper()
+        per_service = EnvSettingsSource(settings_cls, env_prefix=f"SALESLINE_{service}_")
+        return init_settings, per_service, env_settings, dotenv_settings, file_secret_settings
 
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> ServiceSettings:
