@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.webhooks.config import get_settings
 from services.webhooks.db import insert_deliveries_for, notify_dispatchers, purge_deliveries, purge_events, record_event
+from services.webhooks.domain import RetryPolicy
 from shared.events import CloudEvent
 from shared.inbox import Subscription
 from shared.uow import UnitOfWork
@@ -26,8 +27,10 @@ async def on_any_event(envelope: CloudEvent, uow: UnitOfWork) -> None:
     key does too, should the same event reach this handler twice anyway.
     """
     await record_event(uow, envelope)
+    settings = get_settings()
     now = datetime.now(UTC)
-    if await insert_deliveries_for(uow, envelope, now=now, due=now):
+    due = RetryPolicy(settings.retry_schedule_seconds, settings.retry_jitter).first_attempt_at(now)
+    if await insert_deliveries_for(uow, envelope, now=now, due=due):
         await notify_dispatchers(uow)
 
 

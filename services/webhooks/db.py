@@ -152,9 +152,9 @@ DELIVERY_NOTIFY_CHANNEL = "webhooks_deliveries"
 # -- event history ---------------------------------------------------------------------------
 
 
-async def record_event(uow: UnitOfWork, envelope: CloudEvent) -> bool:
-    """Keep the event in the history; returns False when it was already there."""
-    result = await uow.execute(
+async def record_event(uow: UnitOfWork, envelope: CloudEvent) -> None:
+    """Keep the event in the history (once)."""
+    await uow.execute(
         pg_insert(event_history)
         .values(
             id=envelope.id,
@@ -167,7 +167,6 @@ async def record_event(uow: UnitOfWork, envelope: CloudEvent) -> bool:
         )
         .on_conflict_do_nothing()
     )
-    return result.rowcount == 1
 
 
 def type_filter(column: Any, pattern: str) -> ColumnElement[bool]:

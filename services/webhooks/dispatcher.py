@@ -220,10 +220,6 @@ class Dispatcher:
             await self.drain()
         return total
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._inflight)
-
     async def shutdown(self) -> None:
         """Let requests in flight finish (they are bounded by the timeout), then close the pool."""
         with contextlib.suppress(TimeoutError):

@@ -213,7 +213,7 @@ async def replay_delivery(delivery_id: uuid.UUID, principal: Principal, uow: Uni
     async with uow:
         row = await db.get_delivery(uow, delivery_id, principal, for_update=True)
         if row.kind == db.EVENT:
-            await _require_active(uow, row.subscription_id)
+            _require_active(await SubscriptionRepository(uow).get(row.subscription_id, None))
         await uow.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(db.replay_values(now)))
         await db.notify_dispatchers(uow)
         row = await db.get_delivery(uow, delivery_id, principal)
@@ -233,9 +233,7 @@ async def replay_range(
     """Replay every event delivery of the subscription created in [from, before); returns how many."""
     now = _now()
     async with uow:
-        subscription = await SubscriptionRepository(uow).get_visible(subscription_id, principal)
-        if not subscription.active:
-            raise SubscriptionInactive("activate the subscription (PATCH active=true) before replaying to it")
+        _require_active(await SubscriptionRepository(uow).get_visible(subscription_id, principal))
         conditions = [
             deliveries.c.subscription_id == subscription_id,
             deliveries.c.kind == db.EVENT,
@@ -251,8 +249,7 @@ async def replay_range(
     return result.rowcount
 
 
-async def _require_active(uow: UnitOfWork, subscription_id: uuid.UUID) -> None:
-    subscription = await SubscriptionRepository(uow).get(subscription_id, None)
+def _require_active(subscription: Subscription | None) -> None:
     if subscription is None or not subscription.active:
         raise SubscriptionInactive("activate the subscription (PATCH active=true) before replaying to it")
 

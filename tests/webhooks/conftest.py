@@ -7,7 +7,6 @@ Tests that need the rules without the allow-list build their settings with
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -31,7 +30,7 @@ from services.webhooks.domain import RetryPolicy
 from shared.db import create_engine
 from shared.events import CloudEvent, OrderCreated, make_envelope
 from shared.uow import UnitOfWork
-from tests.conftest import auth, settings_for
+from tests.conftest import auth, settings_for, wait_until
 from tests.webhooks.receivers import Receiver
 
 ERP = auth("erp-1", "integration")
@@ -134,8 +133,9 @@ async def subscribe(
 
 
 async def settle(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail("timed out waiting for a receiver")
-        await asyncio.sleep(0.02)
+    """``wait_until`` for a plain (not async) condition, e.g. on what a receiver got."""
+
+    async def check() -> bool:
+        return predicate()
+
+    await wait_until(check, timeout=timeout, interval=0.02, what="the receivers")
