@@ -17,7 +17,9 @@ retry policy (``domain/retry.py``) — only if the lease is still this dispatche
 or a takeover wins — and the subscription's health (``domain/subscription.py``): a 410 or 5
 days of failures disable it, which pauses its pending deliveries and records
 ``webhook_subscription.disabled.v1`` in the outbox. Locks are taken subscription first, then
-delivery, as the API does, so the two never deadlock.
+delivery, as the API does, so the two never deadlock; the subscription is locked only when
+the attempt changes its health (the first failure, a success after failures, disabling), so
+concurrent attempts to one endpoint do not queue on its row.
 
 The clock is injected (``clock.py``): "due", attempt times and failure durations follow it.
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import uuid
 from collections import Counter as Tally
@@ -263,7 +266,12 @@ class Dispatcher:
             subscriptions = SubscriptionRepository(uow)
             subscription = None
             if row.kind == db.EVENT:
-                subscription = await subscriptions.get(row.subscription_id, None, for_update=True)
+                subscription = await subscriptions.get(row.subscription_id, None)
+                if subscription is not None and self._apply_health(copy.deepcopy(subscription), outcome, attempted_at):
+                    # Its health changes: lock it (before the delivery, as the API does) and decide again.
+                    subscription = await subscriptions.get(row.subscription_id, None, for_update=True)
+                    if subscription is not None and self._apply_health(subscription, outcome, attempted_at):
+                        await self._health_changed(subscriptions, subscription)
             current = (await uow.execute(_LOCK_DELIVERY_SQL, {"id": row.id})).first()
             if current is None:
                 return  # deleted with its subscription meanwhile
@@ -300,10 +308,8 @@ class Dispatcher:
                 status = db.PENDING
             else:
                 status = db.FAILED
-            if subscription is not None:
-                await self._update_health(subscriptions, subscription, outcome, attempted_at)
-                if status == db.PENDING and not subscription.active:
-                    status = db.PAUSED  # disabled meanwhile (by this attempt or another)
+            if status == db.PENDING and subscription is not None and not subscription.active:
+                status = db.PAUSED  # disabled meanwhile (by this attempt or another)
             await uow.execute(
                 _DECIDE_SQL,
                 {
@@ -316,20 +322,18 @@ class Dispatcher:
             )
             await uow.commit()
 
-    async def _update_health(
-        self, subscriptions: SubscriptionRepository, subscription: Subscription, outcome: Outcome, now: datetime
-    ) -> None:
+    def _apply_health(self, subscription: Subscription, outcome: Outcome, now: datetime) -> bool:
+        """Tell the subscription how the attempt went; returns whether that changed it."""
         if outcome.succeeded:
-            changed = subscription.record_success(now)
-        else:
-            changed = subscription.record_failure(
-                now,
-                disable_after=timedelta(seconds=self.settings.disable_after_failing_seconds),
-                gone=outcome.gone,
-                status_code=outcome.status_code,
-            )
-        if not changed:
-            return
+            return subscription.record_success(now)
+        return subscription.record_failure(
+            now,
+            disable_after=timedelta(seconds=self.settings.disable_after_failing_seconds),
+            gone=outcome.gone,
+            status_code=outcome.status_code,
+        )
+
+    async def _health_changed(self, subscriptions: SubscriptionRepository, subscription: Subscription) -> None:
         await subscriptions.save(subscription)
         if not subscription.active:
             log.warning("webhook subscription %s disabled (%s)", subscription.id, subscription.disabled_reason)
