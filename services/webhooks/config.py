@@ -15,10 +15,10 @@ The ones an operator is most likely to set:
 from __future__ import annotations
 
 import ipaddress
-import json
 from functools import lru_cache
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from shared.config import ServiceSettings
 
@@ -30,6 +30,9 @@ DEFAULT_RETRY_SCHEDULE = [0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 864
 
 
 class WebhooksSettings(ServiceSettings):
+    # A refused configuration must not print the keys and passwords it was given.
+    model_config = SettingsConfigDict(**ServiceSettings.model_config, hide_input_in_errors=True)
+
     service_name: str = "webhooks"
 
     # -- where receivers may be -----------------------------------------------------------
@@ -69,16 +72,6 @@ class WebhooksSettings(ServiceSettings):
     @property
     def http_allowed(self) -> bool:
         return self.allow_http or self.environment == "development"
-
-    @field_validator("allowed_networks", "secret_keys", "retry_schedule_seconds", mode="before")
-    @classmethod
-    def _list_from_text(cls, value: object) -> object:
-        """``SALESLINE_WEBHOOKS_<LIST>`` arrives as text (shared's per-service override does not
-        decode JSON): accept a JSON list or comma-separated values."""
-        if isinstance(value, str):
-            text = value.strip()
-            return json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
-        return value
 
     @field_validator("allowed_networks")
     @classmethod
