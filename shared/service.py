@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -107,14 +107,8 @@ async def _housekeeping(runtime: Runtime, stopping: asyncio.Event) -> None:
             await asyncio.wait_for(stopping.wait(), timeout=3600)
 
 
-def worker_main(
-    settings: ServiceSettings,
-    tables: PlatformTables,
-    *,
-    subscriptions: Sequence[Subscription] = (),
-    timers: Mapping[str, TimerHandler] | None = None,
-) -> None:
-    """Entry point of ``python -m services.<name>.worker``: stops cleanly on SIGTERM/SIGINT."""
+def worker_process(settings: ServiceSettings, body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``body(stopping)`` as a worker process: logging, metrics, SIGTERM/SIGINT set ``stopping``."""
     logging.basicConfig(
         level=settings.log_level,
         format=f"%(asctime)s %(levelname)s {settings.service_name}-worker %(name)s: %(message)s",
@@ -127,8 +121,8 @@ def worker_main(
             loop.add_signal_handler(sig, stopping.set)
         if settings.worker_metrics_port:
             start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
-        log.info("worker starting: %d consumers, timers %s", len(subscriptions), sorted(timers or {}))
-        await run_worker(settings, tables, subscriptions=subscriptions, timers=timers, stopping=stopping)
+        log.info("worker starting")
+        await body(stopping)
         log.info("worker stopped")
 
     try:
@@ -137,3 +131,17 @@ def worker_main(
         uvloop.run(main())
     except ImportError:
         asyncio.run(main())
+
+
+def worker_main(
+    settings: ServiceSettings,
+    tables: PlatformTables,
+    *,
+    subscriptions: Sequence[Subscription] = (),
+    timers: Mapping[str, TimerHandler] | None = None,
+) -> None:
+    """Entry point of ``python -m services.<name>.worker``: consumers, relay and timers."""
+    worker_process(
+        settings,
+        lambda stopping: run_worker(settings, tables, subscriptions=subscriptions, timers=timers, stopping=stopping),
+    )

@@ -1,18 +1,11 @@
 """The webhooks worker: the shared worker (consumer of every event, outbox relay, timers) plus the
-webhook dispatcher, in one process: ``python -m services.webhooks.worker``.
-
-``shared.service.run_worker`` has no place for a service's own component, so this module runs
-it beside the dispatcher under the same stop signal (``worker_main``'s logging, signals and
-metrics, repeated here).
+webhook dispatcher, in one process under one stop signal: ``python -m services.webhooks.worker``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-
-from prometheus_client import start_http_server
 
 from services.webhooks.clock import Clock
 from services.webhooks.config import WebhooksSettings, get_settings
@@ -20,7 +13,7 @@ from services.webhooks.consumers import SUBSCRIPTIONS, TIMERS, ensure_purge_time
 from services.webhooks.db import platform_tables
 from services.webhooks.dispatcher import Dispatcher
 from shared.db import create_engine
-from shared.service import run_worker
+from shared.service import run_worker, worker_process
 from shared.uow import UnitOfWork
 
 log = logging.getLogger("salesline.worker")
@@ -49,28 +42,7 @@ async def run_webhooks_worker(
 
 def main() -> None:
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level,
-        format=f"%(asctime)s %(levelname)s {settings.service_name}-worker %(name)s: %(message)s",
-    )
-
-    async def run() -> None:
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
-        if settings.worker_metrics_port:
-            start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
-        log.info("worker starting: %d consumers, timers %s, webhook dispatcher", len(SUBSCRIPTIONS), sorted(TIMERS))
-        await run_webhooks_worker(settings, stopping)
-        log.info("worker stopped")
-
-    try:
-        import uvloop
-
-        uvloop.run(run())
-    except ImportError:
-        asyncio.run(run())
+    worker_process(settings, lambda stopping: run_webhooks_worker(settings, stopping))
 
 
 if __name__ == "__main__":
