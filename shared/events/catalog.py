@@ -25,6 +25,9 @@ __all__ = [
     "ContractSigned",
     "DeliveredItem",
     "InvoiceIssued",
+    "LeadCreated",
+    "LeadGraded",
+    "LeadOwnerChanged",
     "OrderApproved",
     "OrderCancelled",
     "OrderChanged",
@@ -90,6 +93,45 @@ class AccountClassified(Event, type="account.classified.v1"):
     classification: str
     previous_classification: str | None = None
     reason: str | None = None
+
+
+class LeadCreated(Event, type="lead.created.v1"):
+    """A lead was registered. ``owner_id`` is who owns the customer (the first rep to register
+    it); ``registered_by`` who entered this lead. A lead matching an earlier lead or account
+    carries the match in ``duplicate_of_lead_id`` / ``matched_account_id``."""
+
+    lead_id: uuid.UUID
+    source: str
+    owner_id: str
+    registered_by: str
+    company_name: str | None = None
+    contact_name: str | None = None
+    region: str | None = None
+    industry: str | None = None
+    grade: str | None = None
+    campaign: str | None = None
+    duplicate_of_lead_id: uuid.UUID | None = None
+    matched_account_id: uuid.UUID | None = None
+    ownership_conflict: bool = False
+
+
+class LeadGraded(Event, type="lead.graded.v1"):
+    """The lead's grade changed because its budget, timeframe or need fit did."""
+
+    lead_id: uuid.UUID
+    grade: str
+    previous_grade: str | None = None
+    rules_version: int
+
+
+class LeadOwnerChanged(Event, type="lead.owner_changed.v1"):
+    """A sales manager overrode the first-registered owner (with a reason)."""
+
+    lead_id: uuid.UUID
+    owner_id: str
+    previous_owner_id: str
+    changed_by: str
+    reason: str
 
 
 # --- contracts ---------------------------------------------------------------------------
