@@ -20,9 +20,14 @@ from shared.events.base import Event
 __all__ = [
     "AccountClassified",
     "ContactInfo",
+    "ContractApprovalDecision",
+    "ContractApproved",
+    "ContractClauseComment",
     "ContractDrafted",
     "ContractLine",
+    "ContractRejected",
     "ContractSigned",
+    "ContractSubmitted",
     "DeliveredItem",
     "InvoiceIssued",
     "LeadCreated",
@@ -167,6 +172,73 @@ class ContractSigned(Event, type="contract.signed.v1"):
     requested_delivery_date: str | None = None
     signed_at: datetime
 
+
+
+class ContractClauseComment(_Part):
+    clause: str
+    comment: str
+
+
+class ContractApprovalDecision(_Part):
+    """One approval step as decided: who, with which authority, under which policy and threshold."""
+
+    role: str
+    decided_by: str
+    decided_role: str
+    authority_pct: Decimal | None = None  # None: no upper limit
+    policy_version: str
+    threshold: str
+
+
+class ContractSubmitted(Event, type="contract.submitted.v1"):
+    """A draft revision was submitted for legal review."""
+
+    contract_id: uuid.UUID
+    contract_number: str
+    revision: int
+    owner_id: str
+    submitted_by: str
+    currency: str
+    total_amount: Decimal
+    discount_pct: Decimal
+    submitted_at: datetime
+
+
+class ContractApproved(Event, type="contract.approved.v1"):
+    """Legal review and every approval step the policy required passed (``approvals`` may be empty
+    when the discount and amount were within the owner's authority)."""
+
+    contract_id: uuid.UUID
+    contract_number: str
+    revision: int
+    customer_id: str
+    owner_id: str
+    currency: str
+    total_amount: Decimal
+    discount_pct: Decimal
+    policy_version: str
+    approvals: tuple[ContractApprovalDecision, ...] = ()
+    approved_by: str | None = None
+    approved_at: datetime
+
+
+class ContractRejected(Event, type="contract.rejected.v1"):
+    """Legal requested changes (``stage`` legal_review) or an approver rejected (``stage`` approval):
+    the contract is back in draft as a new revision."""
+
+    contract_id: uuid.UUID
+    contract_number: str
+    revision: int  # the revision that was rejected
+    owner_id: str
+    stage: str
+    rejected_by: str
+    role: str
+    reason: str
+    authority_pct: Decimal | None = None
+    policy_version: str | None = None
+    threshold: str | None = None
+    comments: tuple[ContractClauseComment, ...] = ()
+    rejected_at: datetime
 
 # --- orders ------------------------------------------------------------------------------
 

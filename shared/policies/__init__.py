@@ -27,11 +27,25 @@ class AuthorityLevel:
 
 
 @dataclass(frozen=True)
+class ContractRouting:
+    """Who approves a contract beyond the owner's authority, and what a major contract is."""
+
+    discount_approver_min_role: str
+    major_contract_role: str
+    major_contract_amounts: tuple[tuple[str, Decimal], ...]  # (ISO 4217 currency, amount)
+
+    def major_contract_amount(self, currency: str) -> Decimal | None:
+        """The amount above which a contract in ``currency`` is major (None: not listed, always major)."""
+        return next((amount for code, amount in self.major_contract_amounts if code == currency), None)
+
+
+@dataclass(frozen=True)
 class DiscountAuthority:
     """Ordered levels, lowest authority first; the last one has no limit."""
 
     version: str
     levels: tuple[AuthorityLevel, ...]
+    contracts: ContractRouting | None = None  # optional section, read by the contracts service
 
     def level_of(self, role: str) -> AuthorityLevel | None:
         return next((level for level in self.levels if level.role == role), None)
@@ -59,7 +73,29 @@ def parse_discount_authority(document: dict) -> DiscountAuthority:
     limits = [level.max_discount_pct for level in levels[:-1]]
     if any(limit is None for limit in limits) or limits != sorted(limits):  # type: ignore[type-var]
         raise ValueError("discount authority limits must increase level by level")
-    return DiscountAuthority(version=str(document["version"]), levels=levels)
+    return DiscountAuthority(
+        version=str(document["version"]), levels=levels, contracts=_parse_contract_routing(document, levels)
+    )
+
+
+def _parse_contract_routing(document: dict, levels: tuple[AuthorityLevel, ...]) -> ContractRouting | None:
+    section = document.get("contracts")
+    if section is None:
+        return None
+    roles = {level.role for level in levels}
+    routing = ContractRouting(
+        discount_approver_min_role=str(section["discount_approver_min_role"]),
+        major_contract_role=str(section["major_contract"]["approver_role"]),
+        major_contract_amounts=tuple(
+            (str(code), Decimal(str(amount))) for code, amount in section["major_contract"]["amounts"].items()
+        ),
+    )
+    for role in (routing.discount_approver_min_role, routing.major_contract_role):
+        if role not in roles:
+            raise ValueError(f"contract routing names {role!r}, which has no discount authority level")
+    if any(amount <= 0 for _, amount in routing.major_contract_amounts):
+        raise ValueError("major-contract amounts must be positive")
+    return routing
 
 
 @cache

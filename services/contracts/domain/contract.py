@@ -1,21 +1,45 @@
-"""The contract aggregate (thin platform version).
+"""The contract aggregate and its state machine.
 
-SHORTCUT (platform issue): a contract goes straight from ``draft`` to ``signed`` through
-:meth:`Contract.sign_shortcut`. The contracts issue replaces it with review, approval by
-discount authority and e-signature.
+    draft -> in_review -> pending_approval -> approved -> out_for_signature -> signed -> active
+          -> completed | terminated
+
+Legal review approves (on to approval routing) or requests changes with comments per clause;
+an approver's rejection or legal's change request returns the contract to ``draft`` as a new
+revision. Approval steps come from the shared discount authority policy (see ``approval``);
+a revision that needs none is approved when legal approves it. Any other move is a 409.
+
+SHORTCUT (platform issue, kept until e-signature is complete): :meth:`Contract.sign_shortcut`
+signs a draft directly.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
+from services.contracts.domain.approval import ApprovalStep, StepStatus, deciding_level, route
 from shared.domain import Aggregate, DomainError, InvalidTransition
-from shared.events import ContactInfo, ContractDrafted, ContractSigned
+from shared.events import (
+    ContactInfo,
+    ContractApprovalDecision,
+    ContractApproved,
+    ContractClauseComment,
+    ContractDrafted,
+    ContractRejected,
+    ContractSigned,
+    ContractSubmitted,
+)
 from shared.events import ContractLine as ContractLineEvent
+from shared.policies import AuthorityLevel, DiscountAuthority
+
+ADMIN = "admin"
+SALES_REP = "sales_rep"
+LEGAL = "legal"
+REGIONAL_DIRECTOR = "regional_director"
+MARKETING_DIRECTOR = "marketing_director"
 
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
@@ -27,7 +51,56 @@ def money(value: Decimal) -> Decimal:
 
 class ContractStatus(StrEnum):
     DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    OUT_FOR_SIGNATURE = "out_for_signature"
     SIGNED = "signed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    TERMINATED = "terminated"
+
+
+S = ContractStatus
+TRANSITIONS: dict[ContractStatus, frozenset[ContractStatus]] = {
+    S.DRAFT: frozenset({S.IN_REVIEW, S.SIGNED}),  # draft -> signed: the SHORTCUT only
+    S.IN_REVIEW: frozenset({S.PENDING_APPROVAL, S.APPROVED, S.DRAFT}),
+    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.DRAFT}),
+    S.APPROVED: frozenset({S.OUT_FOR_SIGNATURE, S.DRAFT}),
+    S.OUT_FOR_SIGNATURE: frozenset({S.SIGNED, S.DRAFT}),  # a changed document goes back to draft
+    S.SIGNED: frozenset({S.ACTIVE, S.TERMINATED}),
+    S.ACTIVE: frozenset({S.COMPLETED, S.TERMINATED}),
+    S.COMPLETED: frozenset(),
+    S.TERMINATED: frozenset(),
+}
+
+
+class NotAnApprover(DomainError):
+    """The caller does not hold the authority this step needs."""
+
+    status = 403
+    title = "Forbidden"
+
+
+class ReviewDecision(StrEnum):
+    APPROVE = "approve"
+    REQUEST_CHANGES = "request_changes"
+
+
+@dataclass(frozen=True)
+class ClauseComment:
+    clause: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class Review:
+    revision: int
+    reviewer: str
+    decision: ReviewDecision
+    reviewed_at: datetime
+    comments: tuple[ClauseComment, ...] = ()
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +135,12 @@ class Contract(Aggregate):
     requested_delivery_date: str | None = None
     status: ContractStatus = ContractStatus.DRAFT
     signed_at: datetime | None = None
+    revision: int = 1
+    owner_role: str = SALES_REP
+    reviews: list[Review] = field(default_factory=list)
+    approvals: list[ApprovalStep] = field(default_factory=list)
+    submitted_at: datetime | None = None
+    approved_at: datetime | None = None
 
     @property
     def subtotal_amount(self) -> Decimal:
@@ -134,5 +213,240 @@ class Contract(Aggregate):
                 delivery_address=self.delivery_address,
                 requested_delivery_date=self.requested_delivery_date,
                 signed_at=now,
+            )
+        )
+
+    # -- review and approval --------------------------------------------------------------
+
+    @property
+    def list_amount(self) -> Decimal:
+        return money(sum((line.quantity * line.unit_price for line in self.lines), Decimal(0)))
+
+    @property
+    def effective_discount_pct(self) -> Decimal:
+        """The discount off the list amount, line and header discounts together."""
+        if self.list_amount <= 0:
+            return Decimal(0)
+        return money((self.list_amount - self.total_amount) * HUNDRED / self.list_amount)
+
+    @property
+    def current_steps(self) -> list[ApprovalStep]:
+        return [step for step in self.approvals if step.revision == self.revision]
+
+    @property
+    def pending_step(self) -> ApprovalStep | None:
+        return next((s for s in self.current_steps if s.status == StepStatus.PENDING), None)
+
+    def _move(self, to: ContractStatus, action: str) -> None:
+        if to not in TRANSITIONS[self.status]:
+            raise InvalidTransition(f"a {self.status} contract cannot be {action}")
+        self.status = to
+
+    def _back_to_draft(self) -> None:
+        """A rejected revision: the contract becomes a draft again, as the next revision."""
+        self._move(ContractStatus.DRAFT, "returned to draft")
+        self.revision += 1
+        self.submitted_at = None
+        self.approved_at = None
+
+    def submit(self, *, by: str, now: datetime) -> None:
+        """Submit the current draft revision for legal review."""
+        self._move(ContractStatus.IN_REVIEW, "submitted for review")
+        self.submitted_at = now
+        self.record(
+            ContractSubmitted(
+                contract_id=self.id,
+                contract_number=self.number,
+                revision=self.revision,
+                owner_id=self.owner_id,
+                submitted_by=by,
+                currency=self.currency,
+                total_amount=self.total_amount,
+                discount_pct=self.effective_discount_pct,
+                submitted_at=now,
+            )
+        )
+
+    def review(
+        self,
+        *,
+        by: str,
+        decision: ReviewDecision,
+        now: datetime,
+        policy: DiscountAuthority,
+        comments: tuple[ClauseComment, ...] = (),
+        note: str | None = None,
+    ) -> None:
+        """Legal's decision on the revision in review: approve (on to approval) or request changes."""
+        if self.status != ContractStatus.IN_REVIEW:
+            raise InvalidTransition(f"a {self.status} contract is not in legal review")
+        if by == self.owner_id:
+            raise NotAnApprover("nobody reviews their own contract")
+        if decision == ReviewDecision.REQUEST_CHANGES and not comments:
+            raise DomainError("a change request needs at least one comment on a clause")
+        if len({c.clause for c in comments}) != len(comments):
+            raise DomainError("one comment per clause: merge the comments on the same clause")
+        self.reviews.append(
+            Review(
+                revision=self.revision, reviewer=by, decision=decision, reviewed_at=now, comments=comments, note=note
+            )
+        )
+        if decision == ReviewDecision.REQUEST_CHANGES:
+            rejected = self.revision
+            self._back_to_draft()
+            self.record(
+                ContractRejected(
+                    contract_id=self.id,
+                    contract_number=self.number,
+                    revision=rejected,
+                    owner_id=self.owner_id,
+                    stage="legal_review",
+                    rejected_by=by,
+                    role=LEGAL,
+                    reason=note or f"changes requested on {len(comments)} clause(s)",
+                    comments=tuple(ContractClauseComment(clause=c.clause, comment=c.comment) for c in comments),
+                    rejected_at=now,
+                )
+            )
+            return
+        steps = route(
+            policy,
+            revision=self.revision,
+            owner_role=self.owner_role,
+            discount_pct=self.effective_discount_pct,
+            total=self.total_amount,
+            currency=self.currency,
+        )
+        self.approvals.extend(steps)
+        if steps:
+            self._move(ContractStatus.PENDING_APPROVAL, "sent for approval")
+            self.version += 1  # a state change without an event still changes the ETag
+        else:
+            self._approved(now, policy.version, approved_by=None)
+
+    def approve(
+        self, *, by: str, roles: frozenset[str], now: datetime, policy: DiscountAuthority, region: str | None = None
+    ) -> ApprovalStep:
+        """The pending step's approver approves; the last step approves the contract."""
+        step = self._decidable_step(by, roles, region)
+        level = deciding_level(policy, step, roles)
+        decided = self._decide(step, StepStatus.APPROVED, by, roles, level, now, policy)
+        if self.pending_step is None:
+            self._approved(now, policy.version, approved_by=by)
+        else:
+            self.version += 1
+        return decided
+
+    def reject(
+        self,
+        *,
+        by: str,
+        roles: frozenset[str],
+        reason: str,
+        now: datetime,
+        policy: DiscountAuthority,
+        region: str | None = None,
+    ) -> ApprovalStep:
+        """The pending step's approver rejects: back to draft as a new revision."""
+        if not reason.strip():
+            raise DomainError("a rejection needs a reason")
+        step = self._decidable_step(by, roles, region)
+        level = deciding_level(policy, step, roles)
+        decided = self._decide(step, StepStatus.REJECTED, by, roles, level, now, policy, reason=reason)
+        self.approvals = [
+            replace(s, status=StepStatus.SUPERSEDED)
+            if s.revision == self.revision and s.status == StepStatus.PENDING
+            else s
+            for s in self.approvals
+        ]
+        rejected = self.revision
+        self._back_to_draft()
+        self.record(
+            ContractRejected(
+                contract_id=self.id,
+                contract_number=self.number,
+                revision=rejected,
+                owner_id=self.owner_id,
+                stage="approval",
+                rejected_by=by,
+                role=decided.decided_role or step.role,
+                reason=reason,
+                authority_pct=decided.authority_pct,
+                policy_version=decided.decided_policy_version,
+                threshold=decided.threshold,
+                rejected_at=now,
+            )
+        )
+        return decided
+
+    def _decidable_step(self, by: str, roles: frozenset[str], region: str | None) -> ApprovalStep:
+        if self.status != ContractStatus.PENDING_APPROVAL:
+            raise InvalidTransition(f"a {self.status} contract has no approval pending")
+        step = self.pending_step
+        assert step is not None  # pending_approval always has a pending step
+        if by == self.owner_id:
+            raise NotAnApprover("nobody approves their own contract")
+        if any(s.decided_by == by for s in self.current_steps):
+            raise InvalidTransition("you already decided on this revision: another approver must take the next step")
+        director_only = roles.isdisjoint({ADMIN, MARKETING_DIRECTOR})
+        if step.role == REGIONAL_DIRECTOR and director_only and region and self.region and region != self.region:
+            raise NotAnApprover(f"a regional director decides for their own region ({self.region} is not {region})")
+        return step
+
+    def _decide(
+        self,
+        step: ApprovalStep,
+        status: StepStatus,
+        by: str,
+        roles: frozenset[str],
+        level: AuthorityLevel | None,
+        now: datetime,
+        policy: DiscountAuthority,
+        *,
+        reason: str | None = None,
+    ) -> ApprovalStep:
+        """Record the decision; an admin without a policy level decides as ``admin`` (no limit)."""
+        if level is None and ADMIN not in roles:
+            raise NotAnApprover(f"this step needs the authority of {step.role}")
+        decided = replace(
+            step,
+            status=status,
+            decided_by=by,
+            decided_role=level.role if level is not None else ADMIN,
+            authority_pct=level.max_discount_pct if level is not None else None,
+            decided_policy_version=policy.version,
+            decided_at=now,
+            reason=reason,
+        )
+        self.approvals = [decided if s is step else s for s in self.approvals]
+        return decided
+
+    def _approved(self, now: datetime, policy_version: str, *, approved_by: str | None) -> None:
+        self._move(ContractStatus.APPROVED, "approved")
+        self.approved_at = now
+        self.record(
+            ContractApproved(
+                contract_id=self.id,
+                contract_number=self.number,
+                revision=self.revision,
+                customer_id=self.customer_id,
+                owner_id=self.owner_id,
+                currency=self.currency,
+                total_amount=self.total_amount,
+                discount_pct=self.effective_discount_pct,
+                policy_version=policy_version,
+                approvals=tuple(
+                    ContractApprovalDecision(
+                        role=s.role,
+                        decided_by=s.decided_by or "",
+                        decided_role=s.decided_role or "",
+                        authority_pct=s.authority_pct,
+                        policy_version=s.decided_policy_version or s.policy_version,
+                        threshold=s.threshold,
+                    )
+                    for s in self.current_steps
+                ),
+                approved_by=approved_by,
+                approved_at=now,
             )
         )

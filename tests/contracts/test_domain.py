@@ -1,0 +1,241 @@
+"""The contract state machine and approval routing (pure domain, no I/O)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from services.contracts.domain import (
+    ClauseComment,
+    Contract,
+    ContractLine,
+    ContractStatus,
+    NotAnApprover,
+    ReviewDecision,
+    StepStatus,
+)
+from services.contracts.domain.approval import route
+from services.contracts.domain.contract import TRANSITIONS
+from shared.domain import DomainError, InvalidTransition
+from shared.events import ContractApproved, ContractRejected, ContractSubmitted
+from shared.policies import discount_authority, parse_discount_authority
+
+NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+POLICY = discount_authority()
+LEGAL = frozenset({"legal"})
+RD = frozenset({"regional_director"})
+MD = frozenset({"marketing_director"})
+
+
+def contract(*, discount: str = "0", unit_price: str = "1000.00", quantity: str = "10", currency: str = "CNY"):
+    c = Contract.draft(
+        id=uuid.uuid4(),
+        number="HT-2026-000001",
+        customer_id="acme",
+        customer_name="Acme",
+        owner_id="rep-1",
+        currency=currency,
+        lines=[ContractLine(sku="P", description="Pump", quantity=Decimal(quantity), unit_price=Decimal(unit_price))],
+        payment_terms="net 30",
+        created_at=NOW,
+        region="east",
+        discount_pct=Decimal(discount),
+    )
+    c.take_events()
+    return c
+
+
+def in_approval(c: Contract) -> Contract:
+    c.submit(by="rep-1", now=NOW)
+    c.review(by="legal-1", decision=ReviewDecision.APPROVE, now=NOW, policy=POLICY)
+    c.take_events()
+    return c
+
+
+def test_within_the_owners_authority_legal_approval_approves():
+    c = contract(discount="5")
+    c.submit(by="rep-1", now=NOW)
+    assert c.status == ContractStatus.IN_REVIEW
+    c.review(by="legal-1", decision=ReviewDecision.APPROVE, now=NOW, policy=POLICY)
+    assert c.status == ContractStatus.APPROVED and c.current_steps == []
+    events = [e for e, _ in c.take_events()]
+    assert [type(e) for e in events] == [ContractSubmitted, ContractApproved]
+    assert events[1].approvals == () and events[1].policy_version == POLICY.version
+
+
+def test_discount_beyond_the_reps_authority_needs_the_regional_director_even_within_a_managers():
+    c = in_approval(contract(discount="8"))
+    assert c.status == ContractStatus.PENDING_APPROVAL
+    (step,) = c.current_steps
+    assert (step.role, step.rules) == ("regional_director", ("discount",))
+    assert "8.00% exceeds the sales_rep authority of 5%" in step.threshold
+    with pytest.raises(NotAnApprover):
+        c.approve(by="mgr-1", roles=frozenset({"sales_manager"}), now=NOW, policy=POLICY)
+    decided = c.approve(by="rd-1", roles=RD, now=NOW, policy=POLICY, region="east")
+    assert (decided.decided_by, decided.decided_role, decided.authority_pct) == ("rd-1", "regional_director", 20)
+    assert decided.decided_policy_version == POLICY.version
+    assert c.status == ContractStatus.APPROVED
+    (event,) = [e for e, _ in c.take_events()]
+    assert isinstance(event, ContractApproved) and event.approvals[0].threshold == step.threshold
+
+
+def test_discount_beyond_the_directors_authority_needs_the_marketing_director():
+    c = in_approval(contract(discount="25"))
+    assert [s.role for s in c.current_steps] == ["marketing_director"]
+    with pytest.raises(NotAnApprover):
+        c.approve(by="rd-1", roles=RD, now=NOW, policy=POLICY)
+    c.approve(by="md-1", roles=MD, now=NOW, policy=POLICY)
+    assert c.status == ContractStatus.APPROVED
+
+
+def test_major_contract_needs_the_marketing_director_after_the_regional_director():
+    c = in_approval(contract(discount="8", quantity="1000"))  # 1,000 x 1,000 less 8 % = 920,000
+    assert [s.role for s in c.current_steps] == ["regional_director"]
+    c = in_approval(contract(discount="8", quantity="2000"))  # 1,840,000 CNY > 1,000,000
+    assert [(s.role, s.rules) for s in c.current_steps] == [
+        ("regional_director", ("discount",)),
+        ("marketing_director", ("major_contract",)),
+    ]
+    c.approve(by="rd-1", roles=RD, now=NOW, policy=POLICY)
+    assert c.status == ContractStatus.PENDING_APPROVAL and c.pending_step.role == "marketing_director"
+    with pytest.raises(InvalidTransition, match="already decided"):
+        c.approve(by="rd-1", roles=RD | MD, now=NOW, policy=POLICY)
+    c.approve(by="md-1", roles=MD, now=NOW, policy=POLICY)
+    assert c.status == ContractStatus.APPROVED
+    with pytest.raises(InvalidTransition):
+        c.approve(by="md-2", roles=MD, now=NOW, policy=POLICY)
+
+
+def test_a_currency_without_a_major_amount_is_always_major():
+    steps = route(POLICY, revision=1, owner_role="sales_rep", discount_pct=Decimal(0), total=Decimal(1), currency="JPY")
+    assert [(s.role, s.rules) for s in steps] == [("marketing_director", ("major_contract",))]
+
+
+def test_routing_follows_the_policy_data():
+    document = {
+        "version": "test.1",
+        "levels": [
+            {"role": "sales_rep", "max_discount_pct": "2"},
+            {"role": "sales_manager", "max_discount_pct": "10"},
+            {"role": "regional_director", "max_discount_pct": "20"},
+            {"role": "marketing_director", "max_discount_pct": None},
+        ],
+        "contracts": {
+            "discount_approver_min_role": "sales_manager",
+            "major_contract": {"approver_role": "marketing_director", "amounts": {"CNY": "500"}},
+        },
+    }
+    policy = parse_discount_authority(document)
+    steps = route(
+        policy, revision=3, owner_role="sales_rep", discount_pct=Decimal(3), total=Decimal(600), currency="CNY"
+    )
+    assert [(s.role, s.policy_version, s.revision) for s in steps] == [
+        ("sales_manager", "test.1", 3),
+        ("marketing_director", "test.1", 3),
+    ]
+    document["contracts"]["discount_approver_min_role"] = "ceo"
+    with pytest.raises(ValueError):
+        parse_discount_authority(document)
+
+
+def test_rejection_returns_to_draft_as_a_new_revision_with_the_decision_recorded():
+    c = in_approval(contract(discount="12"))
+    with pytest.raises(DomainError):
+        c.reject(by="rd-1", roles=RD, reason=" ", now=NOW, policy=POLICY)
+    c.reject(by="rd-1", roles=RD, reason="too generous", now=NOW, policy=POLICY)
+    assert (c.status, c.revision) == (ContractStatus.DRAFT, 2)
+    (step,) = c.approvals
+    assert (step.status, step.revision, step.reason) == (StepStatus.REJECTED, 1, "too generous")
+    (event,) = [e for e, _ in c.take_events()]
+    assert isinstance(event, ContractRejected)
+    assert (event.stage, event.revision, event.role, event.authority_pct) == ("approval", 1, "regional_director", 20)
+    assert event.policy_version == POLICY.version and "12.00%" in event.threshold
+    c.submit(by="rep-1", now=NOW)  # the new revision goes round again
+    c.review(by="legal-1", decision=ReviewDecision.APPROVE, now=NOW, policy=POLICY)
+    assert [s.revision for s in c.current_steps] == [2]
+
+
+def test_rejecting_the_first_of_two_steps_supersedes_the_second():
+    c = in_approval(contract(discount="8", quantity="2000"))
+    c.reject(by="rd-1", roles=RD, reason="no", now=NOW, policy=POLICY)
+    assert [s.status for s in c.approvals] == [StepStatus.REJECTED, StepStatus.SUPERSEDED]
+
+
+def test_legal_requests_changes_per_clause():
+    c = contract()
+    c.submit(by="rep-1", now=NOW)
+    with pytest.raises(DomainError, match="at least one comment"):
+        c.review(by="legal-1", decision=ReviewDecision.REQUEST_CHANGES, now=NOW, policy=POLICY)
+    comments = (ClauseComment("4.2", "liability cap missing"), ClauseComment("7", "governing law"))
+    c.review(by="legal-1", decision=ReviewDecision.REQUEST_CHANGES, now=NOW, policy=POLICY, comments=comments)
+    assert (c.status, c.revision, c.reviews[0].comments) == (ContractStatus.DRAFT, 2, comments)
+    event = [e for e, _ in c.take_events()][-1]
+    assert event.stage == "legal_review" and [x.clause for x in event.comments] == ["4.2", "7"]
+
+
+def test_nobody_approves_or_reviews_their_own_contract():
+    c = contract()
+    c.submit(by="rep-1", now=NOW)
+    with pytest.raises(NotAnApprover):
+        c.review(by="rep-1", decision=ReviewDecision.APPROVE, now=NOW, policy=POLICY)
+    c = in_approval(contract(discount="12"))
+    with pytest.raises(NotAnApprover):
+        c.approve(by="rep-1", roles=RD, now=NOW, policy=POLICY)
+
+
+def test_a_regional_director_approves_only_for_their_region():
+    c = in_approval(contract(discount="12"))
+    with pytest.raises(NotAnApprover, match="own region"):
+        c.approve(by="rd-2", roles=RD, now=NOW, policy=POLICY, region="west")
+    c.approve(by="md-1", roles=MD, now=NOW, policy=POLICY, region="west")  # higher authority may
+    assert c.approvals[0].decided_role == "marketing_director" and c.approvals[0].authority_pct is None
+
+
+@pytest.mark.parametrize(
+    ("action", "status"),
+    [("submit", ContractStatus.IN_REVIEW), ("approve", ContractStatus.DRAFT), ("review", ContractStatus.DRAFT)],
+)
+def test_invalid_transitions_are_refused(action, status):
+    c = contract()
+    if status == ContractStatus.IN_REVIEW:
+        c.submit(by="rep-1", now=NOW)
+    with pytest.raises(InvalidTransition):
+        if action == "submit":
+            c.submit(by="rep-1", now=NOW)
+        elif action == "approve":
+            c.approve(by="rd-1", roles=RD, now=NOW, policy=POLICY)
+        else:
+            c.review(by="legal-1", decision=ReviewDecision.APPROVE, now=NOW, policy=POLICY)
+    assert c.status == status
+
+
+def test_the_shortcut_signs_only_a_draft():
+    c = in_approval(contract())
+    assert c.status == ContractStatus.APPROVED
+    with pytest.raises(InvalidTransition):
+        c.sign_shortcut(NOW)
+
+
+def test_the_state_machine_ends_in_completed_or_terminated():
+    assert TRANSITIONS[ContractStatus.COMPLETED] == TRANSITIONS[ContractStatus.TERMINATED] == frozenset()
+    reachable, frontier = {ContractStatus.DRAFT}, [ContractStatus.DRAFT]
+    while frontier:
+        for nxt in TRANSITIONS[frontier.pop()] - reachable:
+            reachable.add(nxt)
+            frontier.append(nxt)
+    assert reachable == set(ContractStatus)
+
+
+def test_each_change_bumps_the_version():
+    c = contract(discount="8", quantity="2000")
+    versions = [c.version]
+    c.submit(by="rep-1", now=NOW)
+    versions.append(c.version)
+    c.review(by="legal-1", decision=ReviewDecision.APPROVE, now=NOW, policy=POLICY)
+    versions.append(c.version)
+    c.approve(by="rd-1", roles=RD, now=NOW, policy=POLICY)
+    versions.append(c.version)
+    assert versions == sorted(set(versions))
