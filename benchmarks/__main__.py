@@ -14,7 +14,11 @@ is 1 only when a benchmark could not run (or lost or duplicated events, or had f
 2. contract signed → order visible through the orders API, vs one bare broker hop
    (``benchmarks/contract_to_order.py``);
 3. HTTP write path ``POST /v1/contracts`` vs a bare FastAPI + asyncpg insert
-   (``benchmarks/http_write.py``).
+   (``benchmarks/http_write.py``);
+4. webhooks: deliveries/s to a local receiver and event published → webhook received, vs the
+   same receiver hit by a bare POST loop and one bare broker hop (``benchmarks/webhooks.py``);
+5. order delivered → survey listed by the service desk API, vs one bare broker hop
+   (``benchmarks/delivery_to_survey.py``).
 
 ``--quick`` is a smoke run of about a minute (short windows); the full run takes a few minutes.
 """
@@ -39,6 +43,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "1": ("benchmarks.pipeline", "event pipeline"),
     "2": ("benchmarks.contract_to_order", "contract signed → order visible"),
     "3": ("benchmarks.http_write", "HTTP write path"),
+    "4": ("benchmarks.webhooks", "webhooks: published → received"),
+    "5": ("benchmarks.delivery_to_survey", "order delivered → survey created"),
 }
 
 

@@ -278,6 +278,8 @@ class Side:
     producer: Callable
     consumer: Callable
     relay: Callable | None = None
+    # Other processes (name → pid) whose CPU the meter reports, e.g. a real worker started outside.
+    watch: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass
@@ -334,7 +336,9 @@ async def measure(side: Side, plan: Plan, *, saturation: bool = True) -> dict[st
             try:
                 await wait_until(lambda: started.is_set() or not producer.is_alive(), within=60, what="the producer")
                 await asyncio.sleep(plan.warmup)
-                meter = CpuMeter({"producer": producer.pid, **{n: c.pid for n, c in children.items()}})
+                meter = CpuMeter(
+                    {"producer": producer.pid, **{n: c.pid for n, c in children.items()}, **dict(side.watch)}
+                )
                 meter.start()
                 start = await snapshot()
                 await asyncio.sleep(plan.window)
