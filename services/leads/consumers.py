@@ -5,15 +5,19 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from services.leads.db import AccountRepository
-from services.leads.domain import Account
+from services.leads.db import AccountRepository, CustomerKeys
+from services.leads.domain import Account, InvalidIdentifier, MatchKey, MatchKind, normalize_company_name
 from shared.events import ContractSigned
 from shared.inbox import Subscription
 from shared.uow import UnitOfWork
 
 
 async def on_contract_signed(event: ContractSigned, uow: UnitOfWork) -> None:
-    """The customer's account becomes *signed* (created if the CRM did not know it yet)."""
+    """The customer's account becomes *signed* (created if the CRM did not know it yet).
+
+    A new account's company name becomes a customer key, so later leads of the same company are
+    linked to it (and stay with its owner unless a rep had registered the company first).
+    """
     accounts = AccountRepository(uow)
     account = await accounts.by_customer_id(event.customer_id)
     if account is None:
@@ -27,6 +31,13 @@ async def on_contract_signed(event: ContractSigned, uow: UnitOfWork) -> None:
         )
         account.contract_signed(event.contract_number)
         await accounts.add(account)
+        try:
+            key = MatchKey(MatchKind.NAME, normalize_company_name(event.customer_name))
+        except InvalidIdentifier:
+            return  # a name that is only a legal form matches nothing
+        await CustomerKeys(uow).link_account(
+            key, account_id=account.id, owner_id=account.owner_id, now=account.created_at
+        )
     else:
         account.contract_signed(event.contract_number)
         await accounts.save(account)

@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Integer, Table, Text, select
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ColumnElement,
+    Index,
+    Integer,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from services.leads.domain import Account, AccountClassification
+from services.leads.domain import (
+    Account,
+    AccountClassification,
+    Attribution,
+    DecisionTimeframe,
+    Grade,
+    Lead,
+    LeadSource,
+    MatchKey,
+    MatchKind,
+    NeedFit,
+)
+from shared.auth import Principal
 from shared.db import service_metadata, utc_timestamp
 from shared.repository import Repository
+from shared.scope import owner_filter, sees_everything
 
 metadata, platform_tables = service_metadata("leads")
 
@@ -27,6 +58,82 @@ accounts = Table(
     utc_timestamp("created_at", nullable=False),
     Index("ix_accounts_created_at_id", "created_at", "id"),
     Index("ix_accounts_owner_id_created_at_id", "owner_id", "created_at", "id"),
+)
+
+leads = Table(
+    "leads",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("owner_id", Text, nullable=False),
+    Column("registered_by", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("company_name", Text),
+    Column("contact_name", Text),
+    Column("phone", Text),
+    Column("email", Text),
+    Column("uscc", Text),
+    Column("region", Text),
+    Column("industry", Text),
+    Column("campaign", Text),
+    Column("utm_source", Text),
+    Column("utm_medium", Text),
+    Column("utm_campaign", Text),
+    Column("utm_term", Text),
+    Column("utm_content", Text),
+    Column("budget", Numeric(14, 2)),
+    Column("currency", Text, nullable=False),
+    Column("decision_timeframe", Text, nullable=False),
+    Column("need_fit", Text, nullable=False),
+    Column("grade", Text, nullable=False),
+    Column("grading_rules_version", Integer, nullable=False),
+    Column("duplicate_of_lead_id", UUID(as_uuid=True)),
+    Column("matched_account_id", UUID(as_uuid=True)),
+    Column("ownership_conflict", Boolean, nullable=False),
+    utc_timestamp("created_at", nullable=False),
+    # The list's stable order, and one index per filter (each ends with the order's key).
+    Index("ix_leads_created_at_id", "created_at", "id"),
+    Index("ix_leads_owner_id_created_at_id", "owner_id", "created_at", "id"),
+    Index("ix_leads_registered_by_created_at_id", "registered_by", "created_at", "id"),
+    Index("ix_leads_source_created_at_id", "source", "created_at", "id"),
+    Index("ix_leads_grade_created_at_id", "grade", "created_at", "id"),
+    Index("ix_leads_region_created_at_id", "region", "created_at", "id"),
+    Index("ix_leads_campaign_created_at_id", "campaign", "created_at", "id"),
+    Index("ix_leads_duplicate_of_lead_id_created_at_id", "duplicate_of_lead_id", "created_at", "id"),
+)
+
+# Who registered a customer first, by each of its match keys: the unique primary key makes
+# two concurrent registrations of one customer serialise (INSERT … ON CONFLICT DO NOTHING).
+customer_keys = Table(
+    "customer_keys",
+    metadata,
+    Column("kind", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    Column("owner_id", Text, nullable=False),
+    Column("lead_id", UUID(as_uuid=True)),
+    Column("account_id", UUID(as_uuid=True)),
+    utc_timestamp("created_at", nullable=False),
+    PrimaryKeyConstraint("kind", "value", name="pk_customer_keys"),
+    Index("ix_customer_keys_lead_id", "lead_id"),
+    Index("ix_customer_keys_account_id", "account_id"),
+)
+
+# A rep registered a customer another rep had registered first.
+ownership_conflicts = Table(
+    "ownership_conflicts",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("lead_id", UUID(as_uuid=True), nullable=False),
+    Column("owner_id", Text, nullable=False),
+    Column("claimant_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    utc_timestamp("created_at", nullable=False),
+    utc_timestamp("resolved_at"),
+    Column("resolved_by", Text),
+    Column("resolution", Text),
+    Index("ix_ownership_conflicts_lead_id", "lead_id"),
+    Index("ix_ownership_conflicts_created_at_id", "created_at", "id"),
 )
 
 
@@ -69,3 +176,195 @@ class AccountRepository(Repository[Account]):
             signed_contracts=row.signed_contracts,
             created_at=row.created_at,
         )
+
+
+class LeadRepository(Repository[Lead]):
+    table = leads
+    noun = "lead"
+
+    def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
+        """A rep sees the leads they own and the ones they registered (also when another rep
+        owned the customer first: they learn who, not the other lead)."""
+        if principal is None or sees_everything(principal):
+            return super().visible_to(principal)
+        return or_(owner_filter(principal, leads.c.owner_id), leads.c.registered_by == principal.sub)
+
+    def to_row(self, lead: Lead) -> dict[str, Any]:
+        a = lead.attribution
+        return {
+            "id": lead.id,
+            "version": lead.version,
+            "owner_id": lead.owner_id,
+            "registered_by": lead.registered_by,
+            "source": lead.source.value,
+            "company_name": lead.company_name,
+            "contact_name": lead.contact_name,
+            "phone": lead.phone,
+            "email": lead.email,
+            "uscc": lead.uscc,
+            "region": lead.region,
+            "industry": lead.industry,
+            "campaign": a.campaign,
+            "utm_source": a.utm_source,
+            "utm_medium": a.utm_medium,
+            "utm_campaign": a.utm_campaign,
+            "utm_term": a.utm_term,
+            "utm_content": a.utm_content,
+            "budget": lead.budget,
+            "currency": lead.currency,
+            "decision_timeframe": lead.decision_timeframe.value,
+            "need_fit": lead.need_fit.value,
+            "grade": lead.grade.value,
+            "grading_rules_version": lead.grading_rules_version,
+            "duplicate_of_lead_id": lead.duplicate_of_lead_id,
+            "matched_account_id": lead.matched_account_id,
+            "ownership_conflict": lead.ownership_conflict,
+            "created_at": lead.created_at,
+        }
+
+    def from_row(self, row: Any) -> Lead:
+        return Lead(
+            id=row.id,
+            version=row.version,
+            owner_id=row.owner_id,
+            registered_by=row.registered_by,
+            source=LeadSource(row.source),
+            created_at=row.created_at,
+            company_name=row.company_name,
+            contact_name=row.contact_name,
+            phone=row.phone,
+            email=row.email,
+            uscc=row.uscc,
+            region=row.region,
+            industry=row.industry,
+            attribution=Attribution(
+                campaign=row.campaign,
+                utm_source=row.utm_source,
+                utm_medium=row.utm_medium,
+                utm_campaign=row.utm_campaign,
+                utm_term=row.utm_term,
+                utm_content=row.utm_content,
+            ),
+            budget=row.budget,
+            currency=row.currency,
+            decision_timeframe=DecisionTimeframe(row.decision_timeframe),
+            need_fit=NeedFit(row.need_fit),
+            grade=Grade(row.grade),
+            grading_rules_version=row.grading_rules_version,
+            duplicate_of_lead_id=row.duplicate_of_lead_id,
+            matched_account_id=row.matched_account_id,
+            ownership_conflict=row.ownership_conflict,
+        )
+
+
+class CustomerKeys:
+    """The first-registered-owner registry (one row per match key)."""
+
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def claim(
+        self,
+        keys: list[MatchKey],
+        *,
+        owner_id: str,
+        now: datetime,
+        lead_id: uuid.UUID | None = None,
+        account_id: uuid.UUID | None = None,
+    ) -> set[MatchKey]:
+        """Register ``keys`` for ``owner_id``; returns the ones this call registered first.
+
+        A key another transaction is registering right now blocks here until that one ends,
+        so of two concurrent registrations exactly one claims each key. ``keys`` must be
+        sorted (every caller locks keys in the same order: no deadlock).
+        """
+        if not keys:
+            return set()
+        rows = [
+            {
+                "kind": k.kind.value,
+                "value": k.value,
+                "owner_id": owner_id,
+                "lead_id": lead_id,
+                "account_id": account_id,
+                "created_at": now,
+            }
+            for k in keys
+        ]
+        statement = pg_insert(customer_keys).values(rows).on_conflict_do_nothing()
+        result = await self.uow.execute(statement.returning(customer_keys.c.kind, customer_keys.c.value))
+        return {MatchKey(MatchKind(r.kind), r.value) for r in result}
+
+    async def registered(self, keys: list[MatchKey]) -> list[Any]:
+        """The rows of ``keys`` (first registration first), locked against a concurrent override."""
+        if not keys:
+            return []
+        pairs = [(k.kind.value, k.value) for k in keys]
+        query = (
+            select(customer_keys)
+            .where(tuple_(customer_keys.c.kind, customer_keys.c.value).in_(pairs))
+            .order_by(customer_keys.c.created_at, customer_keys.c.kind, customer_keys.c.value)
+            .with_for_update()
+        )
+        return list((await self.uow.execute(query)).all())
+
+    async def transfer(self, keys: list[MatchKey], owner_id: str) -> None:
+        if keys:
+            pairs = [(k.kind.value, k.value) for k in keys]
+            await self.uow.execute(
+                update(customer_keys)
+                .where(tuple_(customer_keys.c.kind, customer_keys.c.value).in_(pairs))
+                .values(owner_id=owner_id)
+            )
+
+    async def link_account(self, key: MatchKey, *, account_id: uuid.UUID, owner_id: str, now: datetime) -> None:
+        """An account's key: registered for the account's owner unless someone registered it first."""
+        statement = pg_insert(customer_keys).values(
+            kind=key.kind.value, value=key.value, owner_id=owner_id, account_id=account_id, created_at=now
+        )
+        await self.uow.execute(
+            statement.on_conflict_do_update(
+                constraint="pk_customer_keys",
+                set_={"account_id": func.coalesce(customer_keys.c.account_id, statement.excluded.account_id)},
+            )
+        )
+
+
+class OwnershipConflicts:
+    """Recorded when a rep registers a customer another rep registered first."""
+
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def record(self, lead_id: uuid.UUID, claimant_id: str, rows: list[Any], now: datetime) -> None:
+        if rows:
+            await self.uow.execute(
+                ownership_conflicts.insert(),
+                [
+                    {
+                        "id": uuid.uuid4(),
+                        "lead_id": lead_id,
+                        "owner_id": r.owner_id,
+                        "claimant_id": claimant_id,
+                        "kind": r.kind,
+                        "value": r.value,
+                        "created_at": now,
+                    }
+                    for r in rows
+                ],
+            )
+
+    async def resolve(self, lead_id: uuid.UUID, *, by: str, resolution: str, now: datetime) -> None:
+        await self.uow.execute(
+            update(ownership_conflicts)
+            .where(ownership_conflicts.c.lead_id == lead_id, ownership_conflicts.c.resolved_at.is_(None))
+            .values(resolved_at=now, resolved_by=by, resolution=resolution)
+        )
+
+    async def of_lead(self, lead_id: uuid.UUID) -> list[Any]:
+        query = (
+            select(ownership_conflicts)
+            .where(ownership_conflicts.c.lead_id == lead_id)
+            .order_by(ownership_conflicts.c.created_at, ownership_conflicts.c.id)
+        )
+        return list((await self.uow.execute(query)).all())
