@@ -238,9 +238,9 @@ async def _run(quick: bool) -> Report:
     from shared.service import Runtime
 
     plan = (
-        Plan(warmup=1.5, window=3.0, rate=100.0, max_in_flight=2000)
+        Plan(warmup=1.5, window=3.0, rate=50.0, max_in_flight=2000)
         if quick
-        else Plan(warmup=3.0, window=20.0, rate=100.0, max_in_flight=2000)
+        else Plan(warmup=3.0, window=20.0, rate=50.0, max_in_flight=2000)
     )
     settings = WebhooksSettings()
     concurrency = settings.per_subscription_concurrency
