@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Integer, Numeric, Sequence, String, Table, Text
+from sqlalchemy import Column, Index, Integer, Numeric, Sequence, String, Table, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from services.contracts.domain import Contract, ContractLine, ContractStatus
+from services.contracts.domain import ApprovalStep, Contract, ContractLine, ContractStatus, Review
 from shared.db import service_metadata, utc_timestamp
 from shared.events import ContactInfo
 from shared.numbers import next_document_number
@@ -40,13 +40,22 @@ contracts = Table(
     Column("requested_delivery_date", Text),
     utc_timestamp("created_at", nullable=False),
     utc_timestamp("signed_at"),
+    Column("revision", Integer, nullable=False, server_default=text("1")),
+    Column("owner_role", Text, nullable=False, server_default=text("'sales_rep'")),
+    Column("reviews", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("approvals", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    utc_timestamp("submitted_at"),
+    utc_timestamp("approved_at"),
     Index("ix_contracts_created_at_id", "created_at", "id"),
+    Index("ix_contracts_status_created_at_id", "status", "created_at", "id"),
     Index("ix_contracts_owner_id_created_at_id", "owner_id", "created_at", "id"),
     Index("ix_contracts_customer_id", "customer_id"),
 )
 
 LINES = json_codec(list[ContractLine])
 CONTACT = json_codec(ContactInfo | None)
+REVIEWS = json_codec(list[Review])
+APPROVALS = json_codec(list[ApprovalStep])
 
 
 class ContractRepository(Repository[Contract]):
@@ -77,6 +86,12 @@ class ContractRepository(Repository[Contract]):
             "requested_delivery_date": contract.requested_delivery_date,
             "created_at": contract.created_at,
             "signed_at": contract.signed_at,
+            "revision": contract.revision,
+            "owner_role": contract.owner_role,
+            "reviews": REVIEWS.dump_python(contract.reviews, mode="json"),
+            "approvals": APPROVALS.dump_python(contract.approvals, mode="json"),
+            "submitted_at": contract.submitted_at,
+            "approved_at": contract.approved_at,
         }
 
     def from_row(self, row: Any) -> Contract:
@@ -98,4 +113,10 @@ class ContractRepository(Repository[Contract]):
             requested_delivery_date=row.requested_delivery_date,
             created_at=row.created_at,
             signed_at=row.signed_at,
+            revision=row.revision,
+            owner_role=row.owner_role,
+            reviews=REVIEWS.validate_python(row.reviews),
+            approvals=APPROVALS.validate_python(row.approvals),
+            submitted_at=row.submitted_at,
+            approved_at=row.approved_at,
         )

@@ -173,7 +173,6 @@ class ContractSigned(Event, type="contract.signed.v1"):
     signed_at: datetime
 
 
-
 class ContractClauseComment(_Part):
     clause: str
     comment: str
@@ -239,6 +238,7 @@ class ContractRejected(Event, type="contract.rejected.v1"):
     threshold: str | None = None
     comments: tuple[ContractClauseComment, ...] = ()
     rejected_at: datetime
+
 
 # --- orders ------------------------------------------------------------------------------
 

@@ -9,12 +9,21 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.contracts import handlers
-from services.contracts.api.schemas import ContractCreate, ContractRead
-from services.contracts.domain import ContractLine
+from services.contracts.api.schemas import ContractCreate, ContractRead, RejectIn, ReviewIn
+from services.contracts.domain import ClauseComment, ContractLine, ContractStatus, ReviewDecision
 from shared.api import SafeStr
-from shared.auth import ADMIN, LEGAL, SALES_MANAGER, SALES_REP, Principal, require_roles
+from shared.auth import (
+    ADMIN,
+    LEGAL,
+    MARKETING_DIRECTOR,
+    REGIONAL_DIRECTOR,
+    SALES_MANAGER,
+    SALES_REP,
+    Principal,
+    require_roles,
+)
 from shared.concurrency import set_etag
-from shared.errors import problem_responses
+from shared.errors import Problem, problem_responses
 from shared.events import ContactInfo
 from shared.idempotency import IdempotentRoute
 from shared.pagination import Page, PageParams, page_params, paginated
@@ -24,7 +33,27 @@ from shared.uow import UnitOfWork
 router = APIRouter(prefix="/v1/contracts", tags=["contracts"], route_class=IdempotentRoute)
 
 Writer = Annotated[Principal, Depends(require_roles(SALES_REP, SALES_MANAGER, ADMIN))]
-Reader = Annotated[Principal, Depends(require_roles(SALES_REP, SALES_MANAGER, LEGAL, ADMIN))]
+Reader = Annotated[
+    Principal,
+    Depends(require_roles(SALES_REP, SALES_MANAGER, REGIONAL_DIRECTOR, MARKETING_DIRECTOR, LEGAL, ADMIN)),
+]
+Reviewer = Annotated[Principal, Depends(require_roles(LEGAL, ADMIN))]
+Approver = Annotated[Principal, Depends(require_roles(SALES_MANAGER, REGIONAL_DIRECTOR, MARKETING_DIRECTOR, ADMIN))]
+DECISION_RESPONSES = problem_responses(400, 401, 403, 404, 409, 412, 422, 428)
+
+
+def required_version(request: Request) -> int | None:
+    """``If-Match`` is required on decisions, so nobody approves a version they have not read."""
+    if "if-match" not in request.headers:
+        raise Problem(
+            428,
+            "Precondition Required",
+            "Send If-Match with the ETag of the contract you reviewed.",
+            slug="if-match-required",
+        )
+    return expected_version(request)
+
+
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 
 
@@ -46,6 +75,7 @@ async def create_contract(body: ContractCreate, response: Response, principal: W
         discount_pct=Decimal(body.discount_pct),
         delivery_address=body.delivery_address,
         requested_delivery_date=body.requested_delivery_date,
+        owner_role=handlers.owner_role_for(principal, owner_id),
     )
     contract = await handlers.draft_contract(cmd, uow)
     response.headers["Location"] = f"/v1/contracts/{contract.id}"
@@ -61,8 +91,11 @@ async def list_contracts(
     uow: Uow,
     page: Annotated[PageParams, Depends(page_params)],
     customer_id: Annotated[SafeStr | None, Query(max_length=64)] = None,
+    status: ContractStatus | None = None,
 ) -> Page[ContractRead]:
-    items, next_cursor = await handlers.list_contracts(principal, uow, page, customer_id=customer_id)
+    items, next_cursor = await handlers.list_contracts(
+        principal, uow, page, customer_id=customer_id, status=status.value if status else None
+    )
     return paginated(request, response, [_read(c) for c in items], next_cursor)
 
 
@@ -89,10 +122,72 @@ async def sign_contract(
     return _read(contract)
 
 
+@router.post("/{contract_id}/submit", response_model=ContractRead, responses=DECISION_RESPONSES)
+async def submit_contract(
+    contract_id: uuid.UUID, request: Request, response: Response, principal: Writer, uow: Uow
+) -> ContractRead:
+    """Submit the draft revision for legal review (`contract.submitted`). `If-Match` is optional here."""
+    contract = await handlers.submit_contract(contract_id, principal, uow, if_match=expected_version(request))
+    set_etag(response, contract.version)
+    return _read(contract)
+
+
+@router.post("/{contract_id}/review", response_model=ContractRead, responses=DECISION_RESPONSES)
+async def review_contract(
+    contract_id: uuid.UUID, body: ReviewIn, request: Request, response: Response, principal: Reviewer, uow: Uow
+) -> ContractRead:
+    """Legal review of the revision in review (`If-Match` required).
+
+    `approve` routes it to the approvers the discount authority policy requires (or approves it
+    when none is needed, `contract.approved`); `request_changes` returns it to draft as a new
+    revision, with one comment per clause (`contract.rejected`, stage `legal_review`).
+    """
+    version = required_version(request)
+    contract = await handlers.review_contract(
+        contract_id,
+        principal,
+        uow,
+        decision=ReviewDecision(body.decision),
+        comments=tuple(ClauseComment(c.clause, c.comment) for c in body.comments),
+        note=body.note,
+        if_match=version,
+    )
+    set_etag(response, contract.version)
+    return _read(contract)
+
+
+@router.post("/{contract_id}/approve", response_model=ContractRead, responses=DECISION_RESPONSES)
+async def approve_contract(
+    contract_id: uuid.UUID, request: Request, response: Response, principal: Approver, uow: Uow
+) -> ContractRead:
+    """Approve the pending step (`If-Match` required); the last step approves the contract.
+
+    The step needs its role or a higher discount authority; the decision records the approver,
+    their authority, the policy version and the threshold. Nobody decides two steps of one revision.
+    """
+    version = required_version(request)
+    contract, _ = await handlers.approve_contract(contract_id, principal, uow, if_match=version)
+    set_etag(response, contract.version)
+    return _read(contract)
+
+
+@router.post("/{contract_id}/reject", response_model=ContractRead, responses=DECISION_RESPONSES)
+async def reject_contract(
+    contract_id: uuid.UUID, body: RejectIn, request: Request, response: Response, principal: Approver, uow: Uow
+) -> ContractRead:
+    """Reject at the pending step (`If-Match` required): back to draft as a new revision (`contract.rejected`)."""
+    version = required_version(request)
+    contract, _ = await handlers.reject_contract(contract_id, principal, uow, reason=body.reason, if_match=version)
+    set_etag(response, contract.version)
+    return _read(contract)
+
+
 def _read(contract) -> ContractRead:
+    step = contract.pending_step
     return ContractRead.model_validate(
         {
             **contract.__dict__,
+            "pending_role": step.role if step else None,
             "status": contract.status.value,
             "subtotal_amount": contract.subtotal_amount,
             "total_amount": contract.total_amount,

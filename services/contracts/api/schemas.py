@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -49,6 +49,54 @@ class ContractCreate(ApiModel):
     requested_delivery_date: Annotated[str, Field(max_length=32)] | None = None
 
 
+class ClauseCommentIn(ApiModel):
+    clause: Annotated[str, Field(min_length=1, max_length=64, description="The clause number or title")]
+    comment: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class ReviewIn(ApiModel):
+    """Legal's decision on the revision in review; `request_changes` needs a comment per clause."""
+
+    decision: Literal["approve", "request_changes"]
+    comments: Annotated[list[ClauseCommentIn], Field(max_length=200)] = []
+    note: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+
+
+class RejectIn(ApiModel):
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class ClauseCommentRead(ApiResponse):
+    clause: str
+    comment: str
+
+
+class ReviewRead(ApiResponse):
+    revision: int
+    reviewer: str
+    decision: str
+    reviewed_at: datetime
+    comments: list[ClauseCommentRead]
+    note: str | None
+
+
+class ApprovalStepRead(ApiResponse):
+    """One approval step: why it was needed (rules, threshold, policy version) and who decided it."""
+
+    revision: int
+    role: str
+    rules: list[str]
+    threshold: str
+    policy_version: str
+    status: str
+    decided_by: str | None
+    decided_role: str | None
+    authority_pct: Decimal | None = Field(description="The decider's discount authority; null: no limit")
+    decided_policy_version: str | None
+    decided_at: datetime | None
+    reason: str | None
+
+
 class ContractLineRead(ApiResponse):
     sku: str
     description: str
@@ -85,3 +133,10 @@ class ContractRead(ApiResponse):
     requested_delivery_date: str | None
     created_at: datetime
     signed_at: datetime | None
+    revision: int
+    owner_role: str
+    submitted_at: datetime | None
+    approved_at: datetime | None
+    pending_role: str | None = Field(description="Whose approval the contract waits for")
+    reviews: list[ReviewRead]
+    approvals: list[ApprovalStepRead]
