@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Integer, Numeric, Sequence, String, Table, Text, text
+from sqlalchemy import Column, ForeignKey, Index, Integer, Numeric, Sequence, String, Table, Text, select, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from services.contracts.domain import ApprovalStep, Contract, ContractLine, ContractStatus, Review
+from services.contracts.domain.signing import Party, Signatory, SigningLink
 from shared.db import service_metadata, utc_timestamp
 from shared.events import ContactInfo
 from shared.numbers import next_document_number
@@ -46,10 +48,29 @@ contracts = Table(
     Column("approvals", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     utc_timestamp("submitted_at"),
     utc_timestamp("approved_at"),
+    utc_timestamp("sent_for_signature_at"),
     Index("ix_contracts_created_at_id", "created_at", "id"),
     Index("ix_contracts_status_created_at_id", "status", "created_at", "id"),
     Index("ix_contracts_owner_id_created_at_id", "owner_id", "created_at", "id"),
     Index("ix_contracts_customer_id", "customer_id"),
+)
+
+signing_links = Table(
+    "signing_links",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("contract_id", UUID(as_uuid=True), ForeignKey("contracts.contracts.id"), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("party", Text, nullable=False),
+    Column("signatory_name", Text, nullable=False),
+    Column("signatory_email", Text),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 hex; the token is never stored
+    utc_timestamp("created_at", nullable=False),
+    utc_timestamp("expires_at", nullable=False),
+    utc_timestamp("used_at"),
+    utc_timestamp("revoked_at"),
+    Column("revoked_by", Text),
+    Index("ix_signing_links_contract_id_created_at", "contract_id", "created_at"),
 )
 
 LINES = json_codec(list[ContractLine])
@@ -92,6 +113,7 @@ class ContractRepository(Repository[Contract]):
             "approvals": APPROVALS.dump_python(contract.approvals, mode="json"),
             "submitted_at": contract.submitted_at,
             "approved_at": contract.approved_at,
+            "sent_for_signature_at": contract.sent_for_signature_at,
         }
 
     def from_row(self, row: Any) -> Contract:
@@ -119,4 +141,73 @@ class ContractRepository(Repository[Contract]):
             approvals=APPROVALS.validate_python(row.approvals),
             submitted_at=row.submitted_at,
             approved_at=row.approved_at,
+            sent_for_signature_at=row.sent_for_signature_at,
         )
+
+
+class SigningLinkRepository:
+    """Signing links of contracts; callers check the contract's visibility first."""
+
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    @staticmethod
+    def _row(link: SigningLink) -> dict[str, Any]:
+        return {
+            "id": link.id,
+            "contract_id": link.contract_id,
+            "revision": link.revision,
+            "party": link.party.value,
+            "signatory_name": link.signatory.name,
+            "signatory_email": link.signatory.email,
+            "token_hash": link.token_hash,
+            "created_at": link.created_at,
+            "expires_at": link.expires_at,
+            "used_at": link.used_at,
+            "revoked_at": link.revoked_at,
+            "revoked_by": link.revoked_by,
+        }
+
+    @staticmethod
+    def _link(row: Any) -> SigningLink:
+        return SigningLink(
+            id=row.id,
+            contract_id=row.contract_id,
+            revision=row.revision,
+            party=Party(row.party),
+            signatory=Signatory(row.signatory_name, row.signatory_email),
+            token_hash=row.token_hash,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            used_at=row.used_at,
+            revoked_at=row.revoked_at,
+            revoked_by=row.revoked_by,
+        )
+
+    async def add(self, link: SigningLink) -> None:
+        await self.uow.execute(signing_links.insert(), self._row(link))
+
+    async def save(self, link: SigningLink) -> None:
+        row = self._row(link)
+        await self.uow.execute(
+            signing_links.update()
+            .where(signing_links.c.id == link.id)
+            .values(used_at=row["used_at"], revoked_at=row["revoked_at"], revoked_by=row["revoked_by"])
+        )
+
+    async def for_contract(self, contract_id: uuid.UUID, *, for_update: bool = False) -> list[SigningLink]:
+        query = (
+            select(signing_links)
+            .where(signing_links.c.contract_id == contract_id)
+            .order_by(signing_links.c.created_at, signing_links.c.id)
+        )
+        if for_update:
+            query = query.with_for_update()
+        return [self._link(row) for row in await self.uow.execute(query)]
+
+    async def by_token_hash(self, token_hash: str, *, for_update: bool = False) -> SigningLink | None:
+        query = select(signing_links).where(signing_links.c.token_hash == token_hash)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.uow.execute(query)).first()
+        return None if row is None else self._link(row)

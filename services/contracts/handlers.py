@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from services.contracts.db import ContractRepository
-from services.contracts.domain import ApprovalStep, ClauseComment, Contract, ContractLine, ReviewDecision
+from services.contracts.db import ContractRepository, SigningLinkRepository
+from services.contracts.domain import (
+    ApprovalStep,
+    ClauseComment,
+    Contract,
+    ContractLine,
+    ContractStatus,
+    ReviewDecision,
+)
+from services.contracts.domain.signing import LinkRefused, LinkState, Party, Signatory, SigningLink, hash_token
 from shared.auth import Principal
+from shared.domain import DomainError, InvalidTransition, NotFound
 from shared.events import ContactInfo
 from shared.pagination import PageParams
 from shared.policies import discount_authority
@@ -159,3 +168,114 @@ async def reject_contract(
         await contracts.save(contract)
         await uow.commit()
     return contract, step
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    link: SigningLink
+    token: str  # shown once; only its hash is stored
+
+
+async def send_for_signature(
+    contract_id: uuid.UUID,
+    principal: Principal,
+    uow: UnitOfWork,
+    *,
+    customer: Signatory,
+    company: Signatory,
+    ttl: timedelta,
+    if_match: int | None = None,
+) -> tuple[Contract, list[IssuedLink]]:
+    """Issue one signing link per party for the approved revision (``contract.sent_for_signature``)."""
+    async with uow:
+        contracts, links = ContractRepository(uow), SigningLinkRepository(uow)
+        contract = await contracts.get_for_change(contract_id, principal, if_match=if_match)
+        now = datetime.now(UTC)
+        issued = [
+            IssuedLink(
+                *SigningLink.issue(
+                    contract_id=contract.id, revision=contract.revision, party=party, signatory=who, now=now, ttl=ttl
+                )
+            )
+            for party, who in ((Party.CUSTOMER, customer), (Party.COMPANY, company))
+        ]
+        contract.send_for_signature([i.link for i in issued], by=principal.sub, now=now)
+        for old in await links.for_contract(contract.id, for_update=True):  # an earlier round's links
+            if old.state(now) == LinkState.ACTIVE:
+                await links.save(old.revoked(now, by=principal.sub))
+        for i in issued:
+            await links.add(i.link)
+        await contracts.save(contract)
+        await uow.commit()
+    return contract, issued
+
+
+async def list_signing_links(contract_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> list[SigningLink]:
+    async with uow:
+        contract = await ContractRepository(uow).get_visible(contract_id, principal)
+        return await SigningLinkRepository(uow).for_contract(contract.id)
+
+
+async def reissue_signing_link(
+    contract_id: uuid.UUID,
+    party: Party,
+    principal: Principal,
+    uow: UnitOfWork,
+    *,
+    ttl: timedelta,
+    signatory: Signatory | None = None,
+) -> IssuedLink:
+    """A new link for one party of a contract out for signature; that party's active links are revoked."""
+    async with uow:
+        contracts, links = ContractRepository(uow), SigningLinkRepository(uow)
+        contract = await contracts.get_for_change(contract_id, principal)
+        if contract.status != ContractStatus.OUT_FOR_SIGNATURE:
+            raise InvalidTransition(f"a {contract.status} contract has no signing links to reissue")
+        now = datetime.now(UTC)
+        existing = [link for link in await links.for_contract(contract.id, for_update=True) if link.party == party]
+        if signatory is None:
+            if not existing:
+                raise DomainError(f"name the {party} signatory")
+            signatory = existing[-1].signatory
+        for old in existing:
+            if old.state(now) == LinkState.ACTIVE:
+                await links.save(old.revoked(now, by=principal.sub))
+        issued = IssuedLink(
+            *SigningLink.issue(
+                contract_id=contract.id, revision=contract.revision, party=party, signatory=signatory, now=now, ttl=ttl
+            )
+        )
+        await links.add(issued.link)
+        await uow.commit()
+    return issued
+
+
+async def revoke_signing_link(
+    contract_id: uuid.UUID, link_id: uuid.UUID, principal: Principal, uow: UnitOfWork
+) -> SigningLink:
+    async with uow:
+        contract = await ContractRepository(uow).get_for_change(contract_id, principal)
+        links = SigningLinkRepository(uow)
+        link = next((x for x in await links.for_contract(contract.id, for_update=True) if x.id == link_id), None)
+        if link is None:
+            raise NotFound(f"no signing link {link_id}")
+        revoked = link.revoked(datetime.now(UTC), by=principal.sub)
+        await links.save(revoked)
+        await uow.commit()
+    return revoked
+
+
+async def open_signing_link(
+    token: str, uow: UnitOfWork, *, now: datetime | None = None
+) -> tuple[Contract, SigningLink]:
+    """What the (public) signing page shows for ``token``: refused alike when unknown, used, revoked,
+    expired, or issued for an earlier revision of the document."""
+    async with uow:
+        link = await SigningLinkRepository(uow).by_token_hash(hash_token(token))
+        if link is None:
+            raise LinkRefused("this signing link is no longer valid: ask the sender for a new one")
+        contract = await ContractRepository(uow).get_visible(link.contract_id, None)
+        if contract.status != ContractStatus.OUT_FOR_SIGNATURE:
+            raise LinkRefused("this signing link is no longer valid: ask the sender for a new one")
+        link.check_usable(now or datetime.now(UTC), revision=contract.revision)
+        return contract, link

@@ -26,7 +26,9 @@ __all__ = [
     "ContractDrafted",
     "ContractLine",
     "ContractRejected",
+    "ContractSentForSignature",
     "ContractSigned",
+    "ContractSigningParty",
     "ContractSubmitted",
     "DeliveredItem",
     "InvoiceIssued",
@@ -238,6 +240,26 @@ class ContractRejected(Event, type="contract.rejected.v1"):
     threshold: str | None = None
     comments: tuple[ContractClauseComment, ...] = ()
     rejected_at: datetime
+
+
+class ContractSigningParty(_Part):
+    party: str  # customer | company
+    link_id: uuid.UUID
+    signatory_name: str
+    expires_at: datetime
+
+
+class ContractSentForSignature(Event, type="contract.sent_for_signature.v1"):
+    """Signing links were issued, one per party (the tokens themselves are never published)."""
+
+    contract_id: uuid.UUID
+    contract_number: str
+    revision: int
+    owner_id: str
+    customer_id: str
+    parties: tuple[ContractSigningParty, ...]
+    sent_by: str
+    sent_at: datetime
 
 
 # --- orders ------------------------------------------------------------------------------

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.contracts import handlers
-from services.contracts.api.schemas import ContractCreate, ContractRead, RejectIn, ReviewIn
+from services.contracts.api.schemas import (
+    ContractCreate,
+    ContractRead,
+    IssuedLinkRead,
+    ReissueLinkIn,
+    RejectIn,
+    ReviewIn,
+    SendForSignatureIn,
+    SentForSignatureRead,
+    SigningLinkRead,
+)
 from services.contracts.domain import ClauseComment, ContractLine, ContractStatus, ReviewDecision
+from services.contracts.domain.signing import Party, Signatory, SigningLink
 from shared.api import SafeStr
 from shared.auth import (
     ADMIN,
@@ -180,6 +192,91 @@ async def reject_contract(
     contract, _ = await handlers.reject_contract(contract_id, principal, uow, reason=body.reason, if_match=version)
     set_etag(response, contract.version)
     return _read(contract)
+
+
+@router.post("/{contract_id}/send-for-signature", response_model=SentForSignatureRead, responses=DECISION_RESPONSES)
+async def send_for_signature(
+    contract_id: uuid.UUID,
+    body: SendForSignatureIn,
+    request: Request,
+    response: Response,
+    principal: Writer,
+    uow: Uow,
+) -> SentForSignatureRead:
+    """Send the approved revision for signature (`If-Match` required): one link per party.
+
+    The response is the only place the links' tokens appear (only their SHA-256 is stored):
+    deliver each link to its signatory. Links are single use, expire, and can be revoked.
+    """
+    version = required_version(request)
+    contract, issued = await handlers.send_for_signature(
+        contract_id,
+        principal,
+        uow,
+        customer=Signatory(body.customer_signatory.name, body.customer_signatory.email),
+        company=Signatory(body.company_signatory.name, body.company_signatory.email),
+        ttl=timedelta(hours=body.expires_in_hours),
+        if_match=version,
+    )
+    set_etag(response, contract.version)
+    return SentForSignatureRead(contract=_read(contract), links=[_issued(i.link, i.token) for i in issued])
+
+
+@router.get("/{contract_id}/signing-links", response_model=list[SigningLinkRead], responses=problem_responses(404))
+async def list_signing_links(contract_id: uuid.UUID, principal: Reader, uow: Uow) -> list[SigningLinkRead]:
+    """Every signing link of the contract, oldest first, with its state (tokens are never shown again)."""
+    now = datetime.now(UTC)
+    return [_link(link, now) for link in await handlers.list_signing_links(contract_id, principal, uow)]
+
+
+@router.post(
+    "/{contract_id}/signing-links",
+    status_code=201,
+    response_model=IssuedLinkRead,
+    responses=problem_responses(400, 404, 409, 422),
+)
+async def reissue_signing_link(
+    contract_id: uuid.UUID, body: ReissueLinkIn, principal: Writer, uow: Uow
+) -> IssuedLinkRead:
+    """A new link for one party (its active links are revoked), e.g. after a link expired or leaked."""
+    signatory = Signatory(body.signatory.name, body.signatory.email) if body.signatory else None
+    issued = await handlers.reissue_signing_link(
+        contract_id,
+        Party(body.party),
+        principal,
+        uow,
+        ttl=timedelta(hours=body.expires_in_hours),
+        signatory=signatory,
+    )
+    return _issued(issued.link, issued.token)
+
+
+@router.post(
+    "/{contract_id}/signing-links/{link_id}/revoke",
+    response_model=SigningLinkRead,
+    responses=problem_responses(404, 422),
+)
+async def revoke_signing_link(
+    contract_id: uuid.UUID, link_id: uuid.UUID, principal: Writer, uow: Uow
+) -> SigningLinkRead:
+    link = await handlers.revoke_signing_link(contract_id, link_id, principal, uow)
+    return _link(link, datetime.now(UTC))
+
+
+def _link(link: SigningLink, now: datetime) -> SigningLinkRead:
+    return SigningLinkRead.model_validate(
+        {
+            **link.__dict__,
+            "party": link.party.value,
+            "signatory_name": link.signatory.name,
+            "signatory_email": link.signatory.email,
+            "state": link.state(now).value,
+        }
+    )
+
+
+def _issued(link: SigningLink, token: str) -> IssuedLinkRead:
+    return IssuedLinkRead(**_link(link, datetime.now(UTC)).model_dump(), token=token)
 
 
 def _read(contract) -> ContractRead:

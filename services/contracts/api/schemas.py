@@ -66,6 +66,40 @@ class RejectIn(ApiModel):
     reason: Annotated[str, Field(min_length=1, max_length=2000)]
 
 
+class SignatoryIn(ApiModel):
+    name: Text
+    email: Annotated[str, Field(max_length=254)] | None = None
+
+
+class SendForSignatureIn(ApiModel):
+    customer_signatory: SignatoryIn
+    company_signatory: SignatoryIn
+    expires_in_hours: Annotated[int, Field(ge=1, le=720, description="How long the links stay valid")] = 72
+
+
+class ReissueLinkIn(ApiModel):
+    party: Literal["customer", "company"]
+    signatory: SignatoryIn | None = Field(None, description="Defaults to the party's previous signatory")
+    expires_in_hours: Annotated[int, Field(ge=1, le=720)] = 72
+
+
+class SigningLinkRead(ApiResponse):
+    id: uuid.UUID
+    party: str
+    revision: int
+    signatory_name: str
+    signatory_email: str | None
+    state: str = Field(description="active, used, revoked or expired")
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class IssuedLinkRead(SigningLinkRead):
+    token: str = Field(description="Shown only in this response: only its SHA-256 is stored")
+
+
 class ClauseCommentRead(ApiResponse):
     clause: str
     comment: str
@@ -137,6 +171,12 @@ class ContractRead(ApiResponse):
     owner_role: str
     submitted_at: datetime | None
     approved_at: datetime | None
+    sent_for_signature_at: datetime | None
     pending_role: str | None = Field(description="Whose approval the contract waits for")
     reviews: list[ReviewRead]
     approvals: list[ApprovalStepRead]
+
+
+class SentForSignatureRead(ApiResponse):
+    contract: ContractRead
+    links: list[IssuedLinkRead]

@@ -21,6 +21,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from services.contracts.domain.approval import ApprovalStep, StepStatus, deciding_level, route
+from services.contracts.domain.signing import Party, SigningLink
 from shared.domain import Aggregate, DomainError, InvalidTransition
 from shared.events import (
     ContactInfo,
@@ -29,7 +30,9 @@ from shared.events import (
     ContractClauseComment,
     ContractDrafted,
     ContractRejected,
+    ContractSentForSignature,
     ContractSigned,
+    ContractSigningParty,
     ContractSubmitted,
 )
 from shared.events import ContractLine as ContractLineEvent
@@ -141,6 +144,7 @@ class Contract(Aggregate):
     approvals: list[ApprovalStep] = field(default_factory=list)
     submitted_at: datetime | None = None
     approved_at: datetime | None = None
+    sent_for_signature_at: datetime | None = None
 
     @property
     def subtotal_amount(self) -> Decimal:
@@ -448,5 +452,38 @@ class Contract(Aggregate):
                 ),
                 approved_by=approved_by,
                 approved_at=now,
+            )
+        )
+
+    # -- signature ------------------------------------------------------------------------
+
+    def send_for_signature(self, links: list[SigningLink], *, by: str, now: datetime) -> None:
+        """An approved revision goes out with one fresh signing link per party."""
+        if self.status != ContractStatus.APPROVED:
+            raise InvalidTransition(f"a {self.status} contract cannot be sent for signature")
+        if sorted(link.party for link in links) != sorted(Party):
+            raise DomainError("sending for signature needs one link per party (customer and company)")
+        if any(link.contract_id != self.id or link.revision != self.revision for link in links):
+            raise DomainError("the signing links must be issued for this contract's current revision")
+        self._move(ContractStatus.OUT_FOR_SIGNATURE, "sent for signature")
+        self.sent_for_signature_at = now
+        self.record(
+            ContractSentForSignature(
+                contract_id=self.id,
+                contract_number=self.number,
+                revision=self.revision,
+                owner_id=self.owner_id,
+                customer_id=self.customer_id,
+                parties=tuple(
+                    ContractSigningParty(
+                        party=link.party.value,
+                        link_id=link.id,
+                        signatory_name=link.signatory.name,
+                        expires_at=link.expires_at,
+                    )
+                    for link in sorted(links, key=lambda link: link.party)
+                ),
+                sent_by=by,
+                sent_at=now,
             )
         )
