@@ -27,11 +27,10 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from benchmarks.common import Report, Server, latency_summary, paced
-from benchmarks.contract_to_order import _wait_for_consumer
-from benchmarks.cpu import CpuMeter, describe
+from benchmarks.common import Report, Server, paced
+from benchmarks.contract_to_order import _wait_for_consumer, report_against_bare_hop
+from benchmarks.cpu import CpuMeter
 from benchmarks.http11 import Http11Pool
-from benchmarks.pipeline import bare_hop_latency
 
 RATE = 50.0
 POLL_INTERVAL = 0.01
@@ -140,15 +139,15 @@ async def run(quick: bool) -> Report:
             await server.stop()
         await runtime.engine.dispose()
 
-    measured = [v for v in latencies[int(RATE * warmup) :] if v is not None]
-    figure = latency_summary(measured)
-    hop = await bare_hop_latency(RATE, warmup, window)
-    report.add(f"p50 delivered → survey listed at {RATE:g}/s", figure["p50_ms"], "ms", hop["p50_ms"])
-    report.add(f"p99 delivered → survey listed at {RATE:g}/s", figure["p99_ms"], "ms", hop["p99_ms"])
-    report.notes.append(
-        f"{figure['count']} deliveries measured (max {figure['max_ms']:.1f} ms); the first, priming the path, "
-        f"took {primed * 1000:.0f} ms; resolution: one poll interval ({POLL_INTERVAL * 1000:g} ms)"
+    return await report_against_bare_hop(
+        report,
+        "delivered → survey listed",
+        "deliveries",
+        latencies,
+        rate=RATE,
+        poll_interval=POLL_INTERVAL,
+        primed=primed,
+        warmup=warmup,
+        window=window,
+        cores=cores,
     )
-    report.notes.append("during the run " + describe(cores))
-    report.details = {"rate": RATE, "warmup": warmup, "window": window, "figure": figure, "baseline": hop}
-    return report
