@@ -35,6 +35,7 @@ __all__ = [
     "LeadCreated",
     "LeadGraded",
     "LeadOwnerChanged",
+    "OpportunityWon",
     "OrderApproved",
     "OrderCancelled",
     "OrderChanged",
@@ -139,6 +140,29 @@ class LeadOwnerChanged(Event, type="lead.owner_changed.v1"):
     previous_owner_id: str
     changed_by: str
     reason: str
+
+
+class OpportunityWon(Event, type="opportunity.won.v1"):
+    """An opportunity was won on its accepted quote: everything contract drafting needs, so the
+    contracts service never calls back. ``lines`` use the contract line shape."""
+
+    opportunity_id: uuid.UUID
+    quote_id: uuid.UUID
+    quote_number: str | None = None
+    account_id: str
+    customer_name: str
+    contact: ContactInfo | None = None
+    owner_id: str
+    region: str | None = None
+    currency: str
+    lines: tuple[ContractLine, ...]
+    subtotal_amount: Decimal
+    discount_pct: Decimal = Decimal("0")
+    total_amount: Decimal
+    payment_terms: str | None = None
+    delivery_address: str | None = None
+    requested_delivery_date: str | None = None
+    won_at: datetime
 
 
 # --- contracts ---------------------------------------------------------------------------
