@@ -26,6 +26,7 @@ from sqlalchemy import (
     and_,
     delete,
     func,
+    literal,
     select,
     text,
 )
@@ -84,7 +85,9 @@ orders = Table(
     utc_timestamp("closed_at"),
     Index("ix_orders_created_at_id", "created_at", "id"),
     Index("ix_orders_owner_id_created_at_id", "owner_id", "created_at", "id"),
-    Index("ix_orders_customer_id", "customer_id"),
+    # GET /v1/orders?customer_id=… and ?status=… in the list order; the credit check by customer.
+    Index("ix_orders_customer_id_created_at_id", "customer_id", "created_at", "id"),
+    Index("ix_orders_status_created_at_id", "status", "created_at", "id"),
     Index(
         "ix_orders_pending_role_created_at_id",
         "pending_role",
@@ -182,14 +185,27 @@ class OrderRepository(Repository[Order]):
             self._loaded_versions[order.aggregate_id] = order.version
         return found
 
-    async def outstanding_balance(self, customer_id: str, *, excluding: uuid.UUID) -> Decimal:
-        """What the customer owes on its other approved, not yet closed orders."""
+    async def outstanding_balance(
+        self, customer_id: str, currency: str, *, excluding: uuid.UUID | None = None
+    ) -> Decimal:
+        """What the customer owes in ``currency`` on its (other) approved, not yet closed orders."""
         query = select(func.coalesce(func.sum(orders.c.total_amount - orders.c.paid_amount), 0)).where(
             orders.c.customer_id == customer_id,
+            orders.c.currency == currency,
             orders.c.status.in_([s.value for s in CREDIT_EXPOSED]),
-            orders.c.id != excluding,
         )
+        if excluding is not None:
+            query = query.where(orders.c.id != excluding)
         return Decimal(await self.uow.connection.scalar(query))
+
+    async def lock_customer_credit(self, customer_id: str) -> None:
+        """A transaction-scoped lock on the customer's credit (released at commit or rollback)."""
+        key = func.hashtextextended(literal("orders.credit:") + customer_id, 0)
+        await self.uow.execute(select(func.pg_advisory_xact_lock(key)))
+
+    async def held_count(self, customer_id: str) -> int:
+        query = select(func.count()).where(orders.c.customer_id == customer_id, orders.c.credit_hold)
+        return int(await self.uow.connection.scalar(query))
 
     async def credit_holds(self, page: PageParams) -> tuple[list[Order], str | None]:
         query = select(orders).where(orders.c.credit_hold)

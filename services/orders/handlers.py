@@ -16,7 +16,8 @@ from decimal import Decimal
 
 from services.orders.config import get_settings
 from services.orders.db import CreditLimits, OrderRepository, Reports, claim_webhook
-from services.orders.domain import Amendment, CreditFigures, Order, OrderLine
+from services.orders.domain import Amendment, CreditFigures, Order, OrderLine, OrderStatus
+from shared.api import DEFAULT_CURRENCY
 from shared.auth import Principal
 from shared.domain import NotFound
 from shared.events import ContactInfo
@@ -47,18 +48,59 @@ def _owner_role(principal: Principal) -> str:
     return next((role for role in SALES_ROLES if role in principal.roles), "sales_rep")
 
 
-async def credit_figures(uow: UnitOfWork, order: Order) -> CreditFigures:
-    """The customer's credit limit and outstanding balance (other orders) against this order."""
-    row = await CreditLimits(uow).get(order.customer_id)
-    outstanding = await OrderRepository(uow).outstanding_balance(order.customer_id, excluding=order.id)
+async def _credit_limit(uow: UnitOfWork, customer_id: str, currency: str) -> tuple[Decimal, str]:
+    """The customer's limit in ``currency`` and where it comes from."""
+    row = await CreditLimits(uow).get(customer_id)
     if row is None:
-        limit, source = get_settings().default_credit_limit, "default"
-    elif row.currency != order.currency:
+        return get_settings().default_credit_limit, "default"
+    if row.currency != currency:
         # Not comparable without an exchange rate: finance decides once the ERP sends a limit in this currency.
-        limit, source = Decimal(0), f"customer limit is in {row.currency}, not {order.currency}"
-    else:
-        limit, source = row.credit_limit, "customer"
+        return Decimal(0), f"customer limit is in {row.currency}, not {currency}"
+    return row.credit_limit, "customer"
+
+
+async def credit_figures(uow: UnitOfWork, order: Order) -> CreditFigures:
+    """The customer's credit limit and outstanding balance (other orders) against this order.
+
+    Serialised per customer until commit, so two orders approved at once cannot both fit a limit
+    that only one of them fits.
+    """
+    await OrderRepository(uow).lock_customer_credit(order.customer_id)
+    limit, source = await _credit_limit(uow, order.customer_id, order.currency)
+    outstanding = await OrderRepository(uow).outstanding_balance(order.customer_id, order.currency, excluding=order.id)
     return CreditFigures(limit, outstanding, order.credit_basis(), source)
+
+
+@dataclass(frozen=True)
+class CreditPosition:
+    customer_id: str
+    currency: str
+    credit_limit: Decimal
+    limit_source: str
+    outstanding_balance: Decimal
+    orders_on_credit_hold: int
+
+    @property
+    def available(self) -> Decimal:
+        return self.credit_limit - self.outstanding_balance
+
+
+async def credit_position(customer_id: str, uow: UnitOfWork, *, currency: str | None = None) -> CreditPosition:
+    """What finance's check would start from: the limit, what approved orders still owe, what is left."""
+    async with uow:
+        if currency is None:
+            row = await CreditLimits(uow).get(customer_id)
+            currency = row.currency if row is not None else DEFAULT_CURRENCY
+        limit, source = await _credit_limit(uow, customer_id, currency)
+        orders = OrderRepository(uow)
+        return CreditPosition(
+            customer_id=customer_id,
+            currency=currency,
+            credit_limit=limit,
+            limit_source=source,
+            outstanding_balance=await orders.outstanding_balance(customer_id, currency),
+            orders_on_credit_hold=await orders.held_count(customer_id),
+        )
 
 
 async def enter_order(cmd: EnterOrder, principal: Principal, uow: UnitOfWork) -> Order:
@@ -85,10 +127,18 @@ async def get_order(order_id: uuid.UUID, principal: Principal, uow: UnitOfWork) 
 
 
 async def list_orders(
-    principal: Principal, uow: UnitOfWork, page: PageParams, *, contract_id: uuid.UUID | None = None
+    principal: Principal,
+    uow: UnitOfWork,
+    page: PageParams,
+    *,
+    contract_id: uuid.UUID | None = None,
+    status: OrderStatus | None = None,
+    customer_id: str | None = None,
 ) -> tuple[list[Order], str | None]:
+    """The caller's visible orders (a rep: their own), filtered, in (created_at, id) order."""
+    filters = {"contract_id": contract_id, "status": status.value if status else None, "customer_id": customer_id}
     async with uow:
-        return await OrderRepository(uow).list(principal, page, filters={"contract_id": contract_id})
+        return await OrderRepository(uow).list(principal, page, filters=filters)
 
 
 async def approval_queue(principal: Principal, uow: UnitOfWork, page: PageParams) -> tuple[list[Order], str | None]:

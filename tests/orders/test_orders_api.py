@@ -478,3 +478,82 @@ async def test_remembered_webhook_ids_expire_after_the_retention(system: System,
     assert response.json()["applied"] is True
     remembered = {r["webhook_id"] for r in await clean_db.fetch("SELECT webhook_id FROM orders.erp_webhooks")}
     assert "msg_old" not in remembered and "msg_recent" in remembered and len(remembered) == 2
+
+
+async def test_list_filters_by_status_and_customer_paginated_and_scoped(
+    system: System, clean_db: asyncpg.Connection
+) -> None:
+    orders = await system.client("orders")
+    mine = [await enter(orders, order_body("acme")) for _ in range(3)]
+    other_customer = await enter(orders, order_body("globex"))
+    theirs = await enter(orders, order_body("acme"), headers=OTHER_REP)
+    await decide(orders, mine[0]["id"], MANAGER)
+    await decide(orders, mine[0]["id"], FINANCE)  # released
+
+    async def ids(headers: dict, **params) -> list[str]:
+        found, cursor = [], None
+        while True:
+            query = {**params, "limit": 2, **({"cursor": cursor} if cursor else {})}
+            response = await orders.get("/v1/orders", params=query, headers=headers)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            found += [o["id"] for o in page["items"]]
+            if not (cursor := page["next_cursor"]):
+                return found
+            assert 'rel="next"' in response.headers["Link"]
+
+    # A rep sees only their own orders, whatever the filters.
+    assert await ids(REP, customer_id="acme") == [o["id"] for o in mine]
+    assert await ids(REP, status="pending_approval") == [mine[1]["id"], mine[2]["id"], other_customer["id"]]
+    assert await ids(REP, status="released", customer_id="acme") == [mine[0]["id"]]
+    assert await ids(OTHER_REP, customer_id="acme") == [theirs["id"]]
+    assert await ids(FINANCE, customer_id="acme", status="pending_approval") == [
+        mine[1]["id"],
+        mine[2]["id"],
+        theirs["id"],
+    ]
+    assert await ids(MANAGER, customer_id="nobody") == []
+    for bad in ({"status": "approved-ish"}, {"customer_id": ""}, {"customer_id": "a\x00b"}):
+        response = await orders.get("/v1/orders", params=bad, headers=REP)
+        assert response.status_code in (400, 422), response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert (await orders.get("/v1/orders", headers=auth("agent", "support_agent"))).status_code == 403
+
+
+async def test_credit_position_shows_limit_outstanding_and_available(
+    system: System, clean_db: asyncpg.Connection
+) -> None:
+    orders = await system.client("orders")
+    fresh = await orders.get("/v1/credit-limits/acme", headers=FINANCE)
+    assert fresh.status_code == 200, fresh.text
+    assert fresh.json() == {
+        "customer_id": "acme",
+        "currency": "CNY",
+        "credit_limit": "500000.00",
+        "limit_source": "default",
+        "outstanding_balance": "0.00",
+        "available": "500000.00",
+        "orders_on_credit_hold": 0,
+    }
+    await orders.put("/v1/credit-limits/acme", json={"credit_limit": "5000.00", "currency": "CNY"}, headers=FINANCE)
+    approved = await enter(orders, order_body())  # 3000.00
+    await decide(orders, approved["id"], MANAGER)
+    await decide(orders, approved["id"], FINANCE)
+    await orders.post(f"/v1/orders/{approved['id']}/payments", json={"amount": "500.00"}, headers=FINANCE)
+    held = await enter(orders, order_body(quantity="3"))  # 4500.00 > 5000 - 2500
+    await decide(orders, held["id"], MANAGER)
+    await enter(orders, order_body())  # not approved: not outstanding
+
+    position = (await orders.get("/v1/credit-limits/acme", headers=MANAGER)).json()
+    assert (position["credit_limit"], position["outstanding_balance"], position["available"]) == (
+        "5000.00",
+        "2500.00",
+        "2500.00",
+    )
+    assert position["limit_source"] == "customer" and position["orders_on_credit_hold"] == 1
+    usd = (await orders.get("/v1/credit-limits/acme", params={"currency": "usd"}, headers=FINANCE)).json()
+    assert usd["currency"] == "USD" and usd["credit_limit"] == "0.00" and usd["outstanding_balance"] == "0.00"
+    assert "not USD" in usd["limit_source"]
+    assert (await orders.get("/v1/credit-limits/acme", headers=REP)).status_code == 403
+    bad = await orders.get("/v1/credit-limits/acme", params={"currency": "XYZ"}, headers=FINANCE)
+    assert bad.status_code == 422

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from services.orders import handlers
 from services.orders.api.schemas import (
     CreditLimitIn,
+    CreditPositionRead,
     CycleTime,
     CycleTimes,
     Delay,
@@ -28,8 +29,8 @@ from services.orders.api.schemas import (
     ShipmentCreate,
     ShipmentShip,
 )
-from services.orders.domain import Amendment, Order
-from shared.api import SafeStr
+from services.orders.domain import Amendment, Order, OrderStatus
+from shared.api import CurrencyCode, SafeStr
 from shared.auth import (
     ADMIN,
     FINANCE,
@@ -103,8 +104,13 @@ async def list_orders(
     uow: Uow,
     page: Annotated[PageParams, Depends(page_params)],
     contract_id: Annotated[uuid.UUID | None, Query(description="The order entered from this contract")] = None,
+    status: Annotated[OrderStatus | None, Query(description="Only orders in this status")] = None,
+    customer_id: Annotated[SafeStr | None, Query(min_length=1, max_length=100, description="This customer")] = None,
 ) -> Page[OrderRead]:
-    items, next_cursor = await handlers.list_orders(principal, uow, page, contract_id=contract_id)
+    """Orders the caller may see (a sales rep: their own), oldest first; filters combine."""
+    items, next_cursor = await handlers.list_orders(
+        principal, uow, page, contract_id=contract_id, status=status, customer_id=customer_id
+    )
     return paginated(request, response, [OrderRead.model_validate(o) for o in items], next_cursor)
 
 
@@ -278,6 +284,30 @@ async def approval_queue(
     """Orders waiting for a decision at a level the caller's role decides (`pending_role`)."""
     items, next_cursor = await handlers.approval_queue(principal, uow, page)
     return paginated(request, response, [OrderRead.model_validate(o) for o in items], next_cursor)
+
+
+@credit_router.get("/{customer_id}", response_model=CreditPositionRead, responses=problem_responses(400, 401, 403))
+async def credit_position(
+    customer_id: Annotated[SafeStr, Path(min_length=1, max_length=100)],
+    principal: Analyst,
+    uow: Uow,
+    currency: Annotated[
+        CurrencyCode | None, Query(description="Default: the limit's currency (CNY without a limit)")
+    ] = None,
+) -> CreditPositionRead:
+    """A customer's credit position: limit, what its approved, unclosed orders still owe, and what is available.
+
+    The balance is what finance's check adds an order to; a limit in another currency counts as 0."""
+    position = await handlers.credit_position(customer_id, uow, currency=currency)
+    return CreditPositionRead(
+        customer_id=position.customer_id,
+        currency=position.currency,
+        credit_limit=position.credit_limit,
+        limit_source=position.limit_source,
+        outstanding_balance=position.outstanding_balance,
+        available=position.available,
+        orders_on_credit_hold=position.orders_on_credit_hold,
+    )
 
 
 @credit_router.put("/{customer_id}", status_code=204, responses=problem_responses(400, 401, 403, 422))

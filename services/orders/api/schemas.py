@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import EmailStr, Field, PrivateAttr, model_validator
 
 from services.orders.domain import OrderLine, money
-from shared.api import ApiModel, ApiResponse, Currency, CurrencyCode, Money
+from shared.api import ApiModel, ApiResponse, Currency, CurrencyCode, Money, SignedMoney
 
 Text100 = Annotated[str, Field(min_length=1, max_length=100)]
 Text500 = Annotated[str, Field(min_length=1, max_length=500)]
@@ -274,6 +274,16 @@ class InvoiceIn(ApiModel):
     number: Text100
     amount: Money
     due_date: date | None = None
+
+
+class CreditPositionRead(ApiResponse):
+    customer_id: str
+    currency: str
+    credit_limit: Money
+    limit_source: str = Field(description="`customer` (ERP or finance), `default`, or why the limit does not apply")
+    outstanding_balance: Money = Field(description="Unpaid on the customer's approved, not yet closed orders")
+    available: SignedMoney = Field(description="credit_limit - outstanding_balance; negative when over the limit")
+    orders_on_credit_hold: int
 
 
 class CreditLimitIn(ApiModel):
