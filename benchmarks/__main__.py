@@ -3,10 +3,11 @@
 Needs the test instance's environment (``make bench`` exports it; by hand:
 ``eval "$(RUN_DIR=.run/test SALESLINE_DB_PORT=56432 SALESLINE_AMQP_PORT=56672 bash scripts/infra.sh env)"``).
 
-It uses its own database (``salesline_bench``, dropped, re-created and migrated at the start,
-dropped at the end) and its own exchange and queue prefix (deleted at the end), prints one table
-per benchmark (figure, bare baseline measured beside it in the same run, ratio, goal, PASS/MISS)
-and writes them to ``.run/bench/results.json``. A MISS is reported, not failed: the exit status
+It uses its own database (``salesline_bench_<checkout directory>``, or ``SALESLINE_BENCH_DB``;
+dropped, re-created and migrated at the start, dropped at the end) and its own exchange and
+queue prefix (deleted at the end), prints one table per benchmark (figure, bare baseline measured
+beside it in the same run, ratio, goal, PASS/MISS) and writes them to ``.run/bench/results.json``.
+A MISS is reported, not failed: the exit status
 is 1 only when a benchmark could not run (or lost or duplicated events, or had failed requests).
 
 1. event pipeline: outbox → relay → broker → consumer with inbox, vs bare aio-pika

@@ -8,6 +8,7 @@ import math
 import multiprocessing
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -24,7 +25,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / ".run" / "bench"
 LOG_DIR = BENCH_DIR / "logs"
-BENCH_DB = "salesline_bench"
+# Its own database per checkout (or SALESLINE_BENCH_DB): two checkouts benchmarking at once must
+# not drop each other's database.
+BENCH_DB = os.environ.get("SALESLINE_BENCH_DB") or "salesline_bench_" + re.sub(r"\W", "_", ROOT.name.lower())[:40]
 
 # Spawned (not forked) children: each starts a clean interpreter and event loop.
 MP = multiprocessing.get_context("spawn")
