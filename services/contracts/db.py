@@ -10,6 +10,7 @@ from sqlalchemy import Column, ForeignKey, Index, Integer, Numeric, Sequence, St
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from services.contracts.domain import ApprovalStep, Contract, ContractLine, ContractStatus, Review
+from services.contracts.domain.document import Document
 from services.contracts.domain.signing import Party, Signatory, SigningLink
 from shared.db import service_metadata, utc_timestamp
 from shared.events import ContactInfo
@@ -49,6 +50,8 @@ contracts = Table(
     utc_timestamp("submitted_at"),
     utc_timestamp("approved_at"),
     utc_timestamp("sent_for_signature_at"),
+    Column("document_version", Integer, nullable=False, server_default=text("0")),
+    Column("document_sha256", String(64)),
     Index("ix_contracts_created_at_id", "created_at", "id"),
     Index("ix_contracts_status_created_at_id", "status", "created_at", "id"),
     Index("ix_contracts_owner_id_created_at_id", "owner_id", "created_at", "id"),
@@ -71,6 +74,18 @@ signing_links = Table(
     utc_timestamp("revoked_at"),
     Column("revoked_by", Text),
     Index("ix_signing_links_contract_id_created_at", "contract_id", "created_at"),
+)
+
+contract_documents = Table(
+    "contract_documents",
+    metadata,
+    Column("contract_id", UUID(as_uuid=True), ForeignKey("contracts.contracts.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("template", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    utc_timestamp("created_at", nullable=False),
 )
 
 LINES = json_codec(list[ContractLine])
@@ -114,6 +129,8 @@ class ContractRepository(Repository[Contract]):
             "submitted_at": contract.submitted_at,
             "approved_at": contract.approved_at,
             "sent_for_signature_at": contract.sent_for_signature_at,
+            "document_version": contract.document_version,
+            "document_sha256": contract.document_sha256,
         }
 
     def from_row(self, row: Any) -> Contract:
@@ -142,6 +159,8 @@ class ContractRepository(Repository[Contract]):
             submitted_at=row.submitted_at,
             approved_at=row.approved_at,
             sent_for_signature_at=row.sent_for_signature_at,
+            document_version=row.document_version,
+            document_sha256=row.document_sha256,
         )
 
 
@@ -211,3 +230,28 @@ class SigningLinkRepository:
             query = query.with_for_update()
         row = (await self.uow.execute(query)).first()
         return None if row is None else self._link(row)
+
+
+class DocumentRepository:
+    """Rendered document versions: written once, never updated; callers check visibility first."""
+
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def add(self, document: Document) -> None:
+        await self.uow.execute(contract_documents.insert(), document.__dict__)
+
+    async def get(self, contract_id: uuid.UUID, version: int) -> Document | None:
+        query = select(contract_documents).where(
+            contract_documents.c.contract_id == contract_id, contract_documents.c.version == version
+        )
+        row = (await self.uow.execute(query)).first()
+        return None if row is None else Document(**row._mapping)
+
+    async def for_contract(self, contract_id: uuid.UUID) -> list[Document]:
+        query = (
+            select(contract_documents)
+            .where(contract_documents.c.contract_id == contract_id)
+            .order_by(contract_documents.c.version)
+        )
+        return [Document(**row._mapping) for row in await self.uow.execute(query)]

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from services.contracts.db import ContractRepository, SigningLinkRepository
+from services.contracts.db import ContractRepository, DocumentRepository, SigningLinkRepository
+from services.contracts.documents import next_document
 from services.contracts.domain import (
     ApprovalStep,
     ClauseComment,
@@ -16,6 +17,7 @@ from services.contracts.domain import (
     ContractStatus,
     ReviewDecision,
 )
+from services.contracts.domain.document import Document
 from services.contracts.domain.signing import LinkRefused, LinkState, Party, Signatory, SigningLink, hash_token
 from shared.auth import Principal
 from shared.domain import DomainError, InvalidTransition, NotFound
@@ -49,6 +51,14 @@ def owner_role_for(principal: Principal, owner_id: str) -> str:
     return level.role if level is not None else "sales_rep"
 
 
+async def _save(contracts: ContractRepository, contract: Contract, now: datetime, *, new: bool = False) -> None:
+    """Write the contract, and a new document version when its rendering changed (terms or revision)."""
+    document = next_document(contract, now)
+    await (contracts.add(contract) if new else contracts.save(contract))
+    if document is not None:
+        await DocumentRepository(contracts.uow).add(document)
+
+
 async def draft_contract(cmd: DraftContract, uow: UnitOfWork) -> Contract:
     async with uow:
         contracts = ContractRepository(uow)
@@ -56,9 +66,44 @@ async def draft_contract(cmd: DraftContract, uow: UnitOfWork) -> Contract:
         contract = Contract.draft(
             id=uuid.uuid4(), number=await contracts.next_number(now), created_at=now, **cmd.__dict__
         )
-        await contracts.add(contract)
+        await _save(contracts, contract, now, new=True)
         await uow.commit()
     return contract
+
+
+async def amend_contract(
+    contract_id: uuid.UUID, terms: dict, principal: Principal, uow: UnitOfWork, *, if_match: int | None = None
+) -> Contract:
+    """Change the terms; past the draft the contract returns to draft as a new revision, and the
+    signing links still out are revoked (they were for a document that no longer applies)."""
+    async with uow:
+        contracts, links = ContractRepository(uow), SigningLinkRepository(uow)
+        contract = await contracts.get_for_change(contract_id, principal, if_match=if_match)
+        now = datetime.now(UTC)
+        contract.amend(terms)
+        for link in await links.for_contract(contract.id, for_update=True):
+            if link.state(now) == LinkState.ACTIVE:
+                await links.save(link.revoked(now, by=principal.sub))
+        await _save(contracts, contract, now)
+        await uow.commit()
+    return contract
+
+
+async def list_documents(contract_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> list[Document]:
+    async with uow:
+        contract = await ContractRepository(uow).get_visible(contract_id, principal)
+        return await DocumentRepository(uow).for_contract(contract.id)
+
+
+async def get_document(contract_id: uuid.UUID, version: int, principal: Principal, uow: UnitOfWork) -> Document:
+    """One document version, checked against its recorded SHA-256 before anyone sees it."""
+    async with uow:
+        contract = await ContractRepository(uow).get_visible(contract_id, principal)
+        document = await DocumentRepository(uow).get(contract.id, version)
+    if document is None:
+        raise NotFound(f"contract {contract_id} has no document version {version}")
+    document.verify()
+    return document
 
 
 async def get_contract(contract_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> Contract:
@@ -128,7 +173,7 @@ async def review_contract(
             now=datetime.now(UTC),
             policy=discount_authority(),
         )
-        await contracts.save(contract)
+        await _save(contracts, contract, datetime.now(UTC))
         await uow.commit()
     return contract
 
@@ -165,7 +210,7 @@ async def reject_contract(
             now=datetime.now(UTC),
             policy=discount_authority(),
         )
-        await contracts.save(contract)
+        await _save(contracts, contract, datetime.now(UTC))
         await uow.commit()
     return contract, step
 

@@ -40,14 +40,15 @@ async def act(
     *,
     expect: int = 200,
     etag: str | None = "current",
+    method: str = "POST",
     **json_body,
 ) -> httpx.Response:
-    """POST an action on the contract in ``response``, with its ETag as If-Match by default."""
+    """POST an action on the contract in ``response`` (``""``: the contract itself, e.g. with PATCH),
+    with its ETag as If-Match by default."""
     contract = response.json()
     extra = {} if etag is None else {"If-Match": response.headers["ETag"] if etag == "current" else etag}
-    result = await contracts.post(
-        f"/v1/contracts/{contract['id']}/{action}", headers={**headers, **extra}, json=json_body or None
-    )
+    path = f"/v1/contracts/{contract['id']}" + (f"/{action}" if action else "")
+    result = await contracts.request(method, path, headers={**headers, **extra}, json=json_body or None)
     assert result.status_code == expect, result.text
     return result
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse
 
 from services.contracts import handlers
 from services.contracts.api.schemas import (
+    ContractAmend,
     ContractCreate,
     ContractRead,
+    DocumentRead,
     IssuedLinkRead,
     ReissueLinkIn,
     RejectIn,
@@ -116,6 +120,51 @@ async def get_contract(contract_id: uuid.UUID, response: Response, principal: Re
     contract = await handlers.get_contract(contract_id, principal, uow)
     set_etag(response, contract.version)
     return _read(contract)
+
+
+@router.patch("/{contract_id}", response_model=ContractRead, responses=DECISION_RESPONSES)
+async def amend_contract(
+    contract_id: uuid.UUID, body: ContractAmend, request: Request, response: Response, principal: Writer, uow: Uow
+) -> ContractRead:
+    """Change the terms (`If-Match` required); a new document version is rendered.
+
+    A contract in review, approval or out for signature returns to draft as a new revision, so it
+    is reviewed and approved again, and the signing links still out are revoked.
+    """
+    version = required_version(request)
+    terms = body.model_dump(exclude_unset=True)
+    if "lines" in terms:
+        terms["lines"] = [ContractLine(**line) for line in terms["lines"]]
+    if "contact" in terms:
+        terms["contact"] = ContactInfo(**terms["contact"]) if terms["contact"] else None
+    if not terms:
+        raise Problem(422, "Nothing to amend", "Send at least one term to change.", slug="empty-amendment")
+    if any(terms.get(name, "") is None for name in ("lines", "payment_terms", "discount_pct")):
+        raise Problem(422, "Required term", "lines, payment_terms and discount_pct cannot be null.", slug="null-term")
+    contract = await handlers.amend_contract(contract_id, terms, principal, uow, if_match=version)
+    set_etag(response, contract.version)
+    return _read(contract)
+
+
+@router.get("/{contract_id}/documents", response_model=list[DocumentRead], responses=problem_responses(401, 403, 404))
+async def list_documents(contract_id: uuid.UUID, principal: Reader, uow: Uow) -> list[DocumentRead]:
+    """Every rendered version of the contract document, oldest first, with its SHA-256."""
+    documents = await handlers.list_documents(contract_id, principal, uow)
+    return [DocumentRead.model_validate(d.__dict__) for d in documents]
+
+
+@router.get(
+    "/{contract_id}/documents/{version}",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}}, **problem_responses(401, 403, 404, 409)},
+)
+async def get_document(
+    contract_id: uuid.UUID, version: Annotated[int, Path(ge=1, le=1_000_000)], principal: Reader, uow: Uow
+) -> HTMLResponse:
+    """The exact bytes of a document version (HTML). `Repr-Digest` carries their SHA-256 (RFC 9530);
+    a stored document that no longer matches its recorded hash is a 409, never served."""
+    document = await handlers.get_document(contract_id, version, principal, uow)
+    return HTMLResponse(document.content, headers=document_headers(document.sha256))
 
 
 @router.post(
@@ -261,6 +310,11 @@ async def revoke_signing_link(
 ) -> SigningLinkRead:
     link = await handlers.revoke_signing_link(contract_id, link_id, principal, uow)
     return _link(link, datetime.now(UTC))
+
+
+def document_headers(sha256_hex: str) -> dict[str, str]:
+    digest = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+    return {"Repr-Digest": f"sha-256=:{digest}:", "ETag": f'"{sha256_hex}"', "Cache-Control": "private, no-store"}
 
 
 def _link(link: SigningLink, now: datetime) -> SigningLinkRead:

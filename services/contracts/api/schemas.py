@@ -49,6 +49,29 @@ class ContractCreate(ApiModel):
     requested_delivery_date: Annotated[str, Field(max_length=32)] | None = None
 
 
+class ContractAmend(ApiModel):
+    """The terms to change (only those sent). Past the draft, the contract returns to draft as a
+    new revision: review and approvals start again and outstanding signing links are revoked."""
+
+    contact: ContactIn | None = None
+    region: Annotated[str, Field(max_length=64)] | None = None
+    lines: Annotated[list[ContractLineIn], Field(min_length=1, max_length=500)] | None = None
+    discount_pct: Percent | None = None
+    payment_terms: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    delivery_address: Annotated[str, Field(max_length=500)] | None = None
+    requested_delivery_date: Annotated[str, Field(max_length=32)] | None = None
+
+
+class DocumentRead(ApiResponse):
+    """One rendered version of the contract document; `GET …/documents/{version}` serves its bytes."""
+
+    version: int
+    revision: int
+    template: str
+    sha256: str = Field(description="SHA-256 (hex) of the document's UTF-8 bytes")
+    created_at: datetime
+
+
 class ClauseCommentIn(ApiModel):
     clause: Annotated[str, Field(min_length=1, max_length=64, description="The clause number or title")]
     comment: Annotated[str, Field(min_length=1, max_length=2000)]
@@ -172,6 +195,8 @@ class ContractRead(ApiResponse):
     submitted_at: datetime | None
     approved_at: datetime | None
     sent_for_signature_at: datetime | None
+    document_version: int = Field(description="The current document version (see /documents)")
+    document_sha256: str | None
     pending_role: str | None = Field(description="Whose approval the contract waits for")
     reviews: list[ReviewRead]
     approvals: list[ApprovalStepRead]

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from typing import Any
 
 from services.contracts.domain.approval import ApprovalStep, StepStatus, deciding_level, route
+from services.contracts.domain.document import Document
 from services.contracts.domain.signing import Party, SigningLink
 from shared.domain import Aggregate, DomainError, InvalidTransition
 from shared.events import (
@@ -76,6 +78,12 @@ TRANSITIONS: dict[ContractStatus, frozenset[ContractStatus]] = {
     S.COMPLETED: frozenset(),
     S.TERMINATED: frozenset(),
 }
+
+
+AMENDABLE = frozenset(
+    {"lines", "discount_pct", "payment_terms", "contact", "region", "delivery_address", "requested_delivery_date"}
+)
+AMENDABLE_IN = frozenset({S.DRAFT, S.IN_REVIEW, S.PENDING_APPROVAL, S.APPROVED, S.OUT_FOR_SIGNATURE})
 
 
 class NotAnApprover(DomainError):
@@ -145,6 +153,8 @@ class Contract(Aggregate):
     submitted_at: datetime | None = None
     approved_at: datetime | None = None
     sent_for_signature_at: datetime | None = None
+    document_version: int = 0  # the current rendered document (0: none yet)
+    document_sha256: str | None = None
 
     @property
     def subtotal_amount(self) -> Decimal:
@@ -154,20 +164,23 @@ class Contract(Aggregate):
     def total_amount(self) -> Decimal:
         return money(self.subtotal_amount * (HUNDRED - self.discount_pct) / HUNDRED)
 
-    @classmethod
-    def draft(cls, **fields) -> Contract:
-        contract = cls(**fields)
-        if not contract.lines:
+    def _check_terms(self) -> None:
+        if not self.lines:
             raise DomainError("a contract needs at least one line")
-        for line in contract.lines:
+        for line in self.lines:
             if line.quantity <= 0:
                 raise DomainError(f"line {line.sku}: quantity must be positive")
             if line.unit_price < 0:
                 raise DomainError(f"line {line.sku}: unit price must not be negative")
             if not (0 <= line.discount_pct < 100):
                 raise DomainError(f"line {line.sku}: discount must be between 0 and 100 %")
-        if not (0 <= contract.discount_pct < 100):
+        if not (0 <= self.discount_pct < 100):
             raise DomainError("discount must be between 0 and 100 %")
+
+    @classmethod
+    def draft(cls, **fields) -> Contract:
+        contract = cls(**fields)
+        contract._check_terms()
         contract.record(
             ContractDrafted(
                 contract_id=contract.id,
@@ -252,6 +265,40 @@ class Contract(Aggregate):
         self.revision += 1
         self.submitted_at = None
         self.approved_at = None
+
+    # -- terms and documents --------------------------------------------------------------
+
+    def amend(self, terms: dict[str, Any]) -> None:
+        """Change the terms. A draft stays the same revision; a contract in review, approval or
+        out for signature goes back to draft as the next revision, so earlier review, approvals
+        and signing links no longer apply to it."""
+        unknown = set(terms) - AMENDABLE
+        if unknown:
+            raise DomainError(f"these terms cannot be amended: {', '.join(sorted(unknown))}")
+        if self.status not in AMENDABLE_IN:
+            raise InvalidTransition(f"a {self.status} contract cannot be amended")
+        before = {name: getattr(self, name) for name in terms}
+        for name, value in terms.items():
+            setattr(self, name, value)
+        try:
+            self._check_terms()
+        except DomainError:
+            for name, value in before.items():
+                setattr(self, name, value)
+            raise
+        if self.status != ContractStatus.DRAFT:
+            self._supersede_pending_steps()
+            self._back_to_draft()
+        self.version += 1  # no event: the new document version and the history say what changed
+
+    def attach_document(self, document: Document) -> None:
+        """The rendered document of the current terms becomes the contract's current version."""
+        if document.contract_id != self.id or document.revision != self.revision:
+            raise DomainError("a document must render this contract's current revision")
+        if document.version != self.document_version + 1:
+            raise DomainError(f"the next document version is {self.document_version + 1}")
+        self.document_version = document.version
+        self.document_sha256 = document.sha256
 
     def submit(self, *, by: str, now: datetime) -> None:
         """Submit the current draft revision for legal review."""
@@ -357,12 +404,7 @@ class Contract(Aggregate):
         step = self._decidable_step(by, roles, region)
         level = deciding_level(policy, step, roles)
         decided = self._decide(step, StepStatus.REJECTED, by, roles, level, now, policy, reason=reason)
-        self.approvals = [
-            replace(s, status=StepStatus.SUPERSEDED)
-            if s.revision == self.revision and s.status == StepStatus.PENDING
-            else s
-            for s in self.approvals
-        ]
+        self._supersede_pending_steps()
         rejected = self.revision
         self._back_to_draft()
         self.record(
@@ -382,6 +424,14 @@ class Contract(Aggregate):
             )
         )
         return decided
+
+    def _supersede_pending_steps(self) -> None:
+        self.approvals = [
+            replace(s, status=StepStatus.SUPERSEDED)
+            if s.revision == self.revision and s.status == StepStatus.PENDING
+            else s
+            for s in self.approvals
+        ]
 
     def _decidable_step(self, by: str, roles: frozenset[str], region: str | None) -> ApprovalStep:
         if self.status != ContractStatus.PENDING_APPROVAL:
