@@ -15,8 +15,14 @@ Decisions worth knowing (see ``domain/order.py`` for the state machine):
   another currency is not converted: the order waits on credit hold.
 - Prepayment comes from the payment terms ("30% prepayment, net 30", "prepaid", "cash in
   advance" = 100 %).
-- Changes: before approval they amend and restart approval; after approval and before any
-  shipment they are change requests with their own approval round; after that, refused.
+- Changes: before approval they amend and restart approval; after approval, until everything is
+  delivered, they are change requests with their own approval round. Once goods are on shipments
+  the change may only touch the rest: a line with quantities on shipments keeps its product, price
+  and discount and cannot drop below them, the total cannot drop below what is invoiced or paid,
+  and the delivery address cannot change once everything has shipped (a 409 names each refusal).
+  Lines keep their numbers, so a change lists them in the same order. While a change request
+  waits, no new shipment is released; if the last shipment arrives meanwhile, the request ends
+  (``change_discarded``). A change that drops the undelivered rest delivers the order.
 - ERP callbacks need the ERP client's bearer token (role ``integration``) and a Standard
   Webhooks signature (``SALESLINE_ORDERS_ERP_WEBHOOK_SECRET``, a development default only in
   development/test). ``webhook-id``\\ s are remembered for 7 days (longer than senders retry).

@@ -215,3 +215,89 @@ def test_cancellation_before_shipping_only() -> None:
     other = order()
     other.cancel(by="rep-1", reason="customer changed mind", now=NOW)
     assert other.status == OrderStatus.CANCELLED and other.pending_role is None
+
+
+def pump(quantity: str, *, price: str = "500.00", line_no: int = 1, sku: str = "P-1") -> OrderLine:
+    qty, unit = Decimal(quantity), Decimal(price)
+    return OrderLine(line_no=line_no, sku=sku, description="Pump", quantity=qty, unit_price=unit, amount=qty * unit)
+
+
+def approve_change(o: Order, amount: str) -> None:
+    o.approve(by="mgr", roles=MANAGER, now=NOW, policy=POLICY, credit=credit(amount=amount))
+    o.approve(by="fin", roles=FINANCE, now=NOW, policy=POLICY, credit=credit(amount=amount))
+
+
+def test_after_a_partial_shipment_only_the_unshipped_rest_may_change() -> None:
+    o = approved(order(quantity="4"))  # 4 x 500
+    first = o.release_shipment(uuid.uuid4(), [(1, Decimal(2))], now=NOW)
+    o.ship_shipment(first.id, now=NOW, serial_numbers={1: ("A", "B")})
+    o.deliver_shipment(first.id, NOW)
+    assert o.status == OrderStatus.PARTIALLY_DELIVERED
+    o.issue_invoice("INV-1", Decimal(1000), issued_at=NOW, due_date="2026-12-25")
+    events(o)
+
+    refused = [
+        (Amendment(lines=(pump("1"),)), "cannot go below the 2 already on shipments"),
+        (Amendment(lines=(pump("4", price="450.00"),)), "its product, price and discount stay"),
+        (Amendment(lines=(pump("4", sku="P-2"),)), "its product, price and discount stay"),
+        (Amendment(lines=(pump("1", sku="X", line_no=1),)), "line 1"),
+    ]
+    for amendment, message in refused:
+        with pytest.raises(InvalidTransition, match=message):
+            o.amend(amendment, by="rep-1", now=NOW, policy=POLICY)
+    assert o.pending_change is None and not o.take_events() and o.approval_round == 1
+
+    # Fewer of what is not shipped yet, one more product, a new address for the rest: a change request.
+    change = Amendment(lines=(pump("3"), pump("1", line_no=2, sku="V-1")), delivery_address="2 Bund Rd, Shanghai")
+    assert o.amend(change, by="rep-1", now=NOW, policy=POLICY) == "change_requested"
+    assert o.total_amount == Decimal("2000.00") and o.pending_role == "sales_manager"
+    approve_change(o, "2000")
+    assert o.total_amount == Decimal(2000) and [line.quantity for line in o.lines] == [3, 1]
+    assert o.delivery_address == "2 Bund Rd, Shanghai" and o.status == OrderStatus.PARTIALLY_DELIVERED
+    assert o.remaining_quantities() == {1: Decimal(1), 2: Decimal(1)}
+    kinds = [e.kind for e in events(o) if isinstance(e, OrderChanged)]
+    assert kinds == ["change_requested", "change_applied"]
+
+    # Below what is invoiced, or a new address once everything has shipped: refused, named.
+    o.issue_invoice("INV-2", Decimal(500), issued_at=NOW, due_date="2027-01-25")
+    with pytest.raises(InvalidTransition, match="below the 1500 already invoiced"):
+        o.amend(Amendment(lines=(pump("2"),)), by="rep-1", now=NOW, policy=POLICY)
+    rest = o.release_shipment(uuid.uuid4(), [(1, Decimal(1)), (2, Decimal(1))], now=NOW)
+    o.ship_shipment(rest.id, now=NOW)
+    with pytest.raises(InvalidTransition, match="everything has shipped"):
+        o.amend(Amendment(delivery_address="elsewhere"), by="rep-1", now=NOW, policy=POLICY)
+    o.deliver_shipment(rest.id, NOW)
+    assert o.status == OrderStatus.DELIVERED
+    with pytest.raises(InvalidTransition, match="a delivered order cannot be changed"):
+        o.amend(Amendment(requested_delivery_date="2027-01-10"), by="rep-1", now=NOW, policy=POLICY)
+
+
+def test_a_change_that_drops_the_undelivered_rest_delivers_the_order_once() -> None:
+    o = approved(order(quantity="3"))
+    first = o.release_shipment(uuid.uuid4(), [(1, Decimal(2))], now=NOW)
+    o.ship_shipment(first.id, now=NOW, serial_numbers={1: ("A", "B")})
+    o.deliver_shipment(first.id, NOW)
+    events(o)
+    o.amend(Amendment(lines=(pump("2"),), reason="the customer needs only two"), by="rep-1", now=NOW, policy=POLICY)
+    approve_change(o, "1000")
+    assert o.status == OrderStatus.DELIVERED and o.total_amount == Decimal(1000)
+    recorded = events(o)
+    [delivered] = [e for e in recorded if isinstance(e, OrderDelivered)]
+    assert delivered.items[0].quantity == 2 and delivered.items[0].serial_numbers == ("A", "B")
+    assert [type(e).__name__ for e in recorded] == ["OrderChanged", "OrderChanged", "OrderApproved", "OrderDelivered"]
+
+
+def test_delivering_everything_ends_a_waiting_change_request() -> None:
+    o = approved(order(quantity="2"))
+    shipment = o.release_shipment(uuid.uuid4(), [(1, Decimal(2))], now=NOW)
+    o.ship_shipment(shipment.id, now=NOW)
+    o.amend(Amendment(requested_delivery_date="2027-01-10"), by="rep-1", now=NOW, policy=POLICY)
+    events(o)
+    o.deliver_shipment(shipment.id, NOW)
+    assert o.status == OrderStatus.DELIVERED and o.pending_change is None and o.pending_role is None
+    recorded = events(o)
+    [discarded] = [e for e in recorded if isinstance(e, OrderChanged)]
+    assert discarded.kind == "change_discarded" and "delivered" in (discarded.reason or "")
+    assert len([e for e in recorded if isinstance(e, OrderDelivered)]) == 1
+    with pytest.raises(InvalidTransition):
+        o.approve(by="mgr", roles=MANAGER, now=NOW, policy=POLICY, credit=credit())

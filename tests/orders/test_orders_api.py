@@ -557,3 +557,56 @@ async def test_credit_position_shows_limit_outstanding_and_available(
     assert (await orders.get("/v1/credit-limits/acme", headers=REP)).status_code == 403
     bad = await orders.get("/v1/credit-limits/acme", params={"currency": "XYZ"}, headers=FINANCE)
     assert bad.status_code == 422
+
+
+async def test_change_request_after_a_partial_shipment_refuses_the_shipped_part_with_a_409(
+    system: System, clean_db: asyncpg.Connection
+) -> None:
+    orders = await system.client("orders")
+    order = await enter(orders, order_body(quantity="4"))  # 4 x 1500.00
+    await decide(orders, order["id"], MANAGER)
+    await decide(orders, order["id"], FINANCE)
+    shipments_url = f"/v1/orders/{order['id']}/shipments"
+    two = {"items": [{"line_no": 1, "quantity": "2"}]}
+    shipment_id = (await orders.post(shipments_url, json=two, headers=MANAGER)).json()["shipments"][0]["id"]
+    assert (await orders.post(f"{shipments_url}/{shipment_id}/ship", json={}, headers=MANAGER)).status_code == 200
+    changes_url = f"/v1/orders/{order['id']}/changes"
+
+    below = order_body(quantity="1")
+    refused = await orders.post(
+        changes_url, json={"lines": below["lines"], "total_amount": below["total_amount"]}, headers=REP
+    )
+    assert refused.status_code == 409 and refused.headers["content-type"].startswith("application/problem+json")
+    assert "line 1 cannot go below the 2 already on shipments" in refused.json()["detail"]
+    assert await outbox_count(clean_db, "order.changed.v1") == 0
+
+    fewer = order_body(quantity="3")
+    request = await orders.post(
+        changes_url,
+        json={"lines": fewer["lines"], "total_amount": fewer["total_amount"], "delivery_address": "2 Bund Rd"},
+        headers=REP,
+    )
+    assert request.status_code == 200, request.text
+    order = request.json()
+    assert order["status"] == "released" and order["pending_role"] == "sales_manager"
+    assert order["approvals"][-1]["change_request"] is True
+    # The change request's approval is refused to non-approvers, the wrong level and the owner.
+    approve_url = f"/v1/orders/{order['id']}/approve"
+    for headers in (REP, OTHER_REP, auth("agent", "support_agent"), ERP, FINANCE, auth("rep-1", "sales_manager")):
+        assert (await orders.post(approve_url, headers=headers)).status_code in (403, 404)
+        reject = await orders.post(f"/v1/orders/{order['id']}/reject", headers=headers, json={"reason": "no"})
+        assert reject.status_code in (403, 404)
+    blocked = await orders.post(shipments_url, json={"items": [{"line_no": 1, "quantity": "1"}]}, headers=MANAGER)
+    assert blocked.status_code == 409 and "change request" in blocked.json()["detail"]
+
+    await decide(orders, order["id"], MANAGER)
+    order = await decide(orders, order["id"], FINANCE)
+    assert order["total_amount"] == "4500.00" and order["delivery_address"] == "2 Bund Rd"
+    assert order["pending_change"] is None and order["status"] == "released"
+    kinds = [
+        json.loads(r["envelope"])["data"]["kind"]
+        for r in await clean_db.fetch(
+            "SELECT envelope FROM orders.outbox WHERE event_type = 'order.changed.v1' ORDER BY id"
+        )
+    ]
+    assert kinds == ["change_requested", "change_applied"]

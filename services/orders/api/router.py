@@ -123,9 +123,14 @@ async def get_order(order_id: uuid.UUID, response: Response, principal: Reader, 
 async def change_order(
     order_id: uuid.UUID, body: OrderChange, request: Request, response: Response, principal: Seller, uow: Uow
 ) -> OrderRead:
-    """Before approval: amend the order and restart approval. After approval, before any
-    shipment: a change request that runs its own approval round and applies when approved.
-    Either way `order.changed` is emitted."""
+    """Before approval: amend the order and restart approval. After approval, until everything is
+    delivered: a change request that runs its own approval round and applies when approved.
+    Either way `order.changed` is emitted.
+
+    Lines are numbered in the order given, so list existing lines first, in their order. After a
+    shipment, a 409 names what cannot change: a shipped line's product, price and discount, a
+    quantity below what is on shipments, a total below what is invoiced or paid, the address once
+    everything has shipped."""
     amendment = Amendment(
         lines=tuple(body.order_lines()) if body.lines is not None else None,
         payment_terms=body.payment_terms,

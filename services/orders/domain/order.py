@@ -24,6 +24,7 @@ from decimal import Decimal
 from services.orders.domain.values import (
     APPROVED_UNSHIPPED,
     BEFORE_APPROVAL,
+    CHANGEABLE_AFTER_APPROVAL,
     HUNDRED,
     SHIPPABLE,
     Amendment,
@@ -338,24 +339,77 @@ class Order(Aggregate):
             self.record(self._changed("amended", by, amendment.fields(), now, amendment.reason))
             self._start_round(now, policy, change_request=False)
             return "amended"
-        if self.status in APPROVED_UNSHIPPED and not self.shipments:
+        if self.status in CHANGEABLE_AFTER_APPROVAL:
             if self.pending_change is not None:
                 raise InvalidTransition("a change request is already waiting for approval")
+            self._check_change_after_approval(amendment)
             self.pending_change = replace(amendment, requested_by=by)
             self.record(self._changed("change_requested", by, amendment.fields(), now, amendment.reason))
             self._start_round(now, policy, change_request=True)
             return "change_requested"
-        raise InvalidTransition(f"a {self.status} order with shipments cannot be changed")
+        raise InvalidTransition(f"a {self.status} order cannot be changed")
+
+    def _check_change_after_approval(self, change: Amendment) -> None:
+        """What is on a shipment, invoiced or paid stays: the change may only touch the rest.
+
+        Lines keep their numbers (a changed order lists its lines in the same order). A line with
+        quantities on shipments keeps its product, price and discount and cannot drop below them;
+        the total cannot drop below what is invoiced or paid; a new delivery address needs something
+        still to ship. Everything refused is named in one 409.
+        """
+        refused: list[str] = []
+        on_shipments = self.quantities_on_shipments()
+        lines = list(change.lines) if change.lines is not None else self.lines
+        if change.lines is not None:
+            new = {line.line_no: line for line in change.lines}
+            for line in self.lines:
+                committed = on_shipments[line.line_no]
+                if committed <= 0:
+                    continue
+                changed = new.get(line.line_no)
+                if changed is None:
+                    refused.append(f"line {line.line_no} has {committed} on shipments and cannot be removed")
+                elif (changed.sku, changed.unit_price, changed.discount_pct) != (
+                    line.sku,
+                    line.unit_price,
+                    line.discount_pct,
+                ):
+                    refused.append(
+                        f"line {line.line_no} has {committed} on shipments: its product, price and discount stay"
+                    )
+                elif changed.quantity < committed:
+                    refused.append(f"line {line.line_no} cannot go below the {committed} already on shipments")
+            total = money(sum((line.amount for line in change.lines), Decimal(0)))
+            invoiced = sum((i.amount for i in self.invoices), Decimal(0))
+            if total < invoiced:
+                refused.append(f"the new total {total} is below the {invoiced} already invoiced")
+            if total < self.paid_amount:
+                refused.append(f"the new total {total} is below the {self.paid_amount} already paid")
+        if change.delivery_address is not None:
+            shipped = self._quantities_in(ShipmentStatus.SHIPPED, ShipmentStatus.DELIVERED)
+            if all(line.quantity <= shipped.get(line.line_no, Decimal(0)) for line in lines):
+                refused.append("everything has shipped: the delivery address can no longer change")
+        if refused:
+            raise InvalidTransition("the change cannot be requested: " + "; ".join(refused))
 
     # -- fulfilment ---------------------------------------------------------------------------
 
     def remaining_quantities(self) -> dict[int, Decimal]:
         """Per line, the quantity not yet on any shipment."""
-        left = {line.line_no: line.quantity for line in self.lines}
+        on_shipments = self.quantities_on_shipments()
+        return {line.line_no: line.quantity - on_shipments[line.line_no] for line in self.lines}
+
+    def quantities_on_shipments(self) -> dict[int, Decimal]:
+        """Per line, the quantity on shipments, whatever their status."""
+        return self._quantities_in(*ShipmentStatus)
+
+    def _quantities_in(self, *statuses: ShipmentStatus) -> dict[int, Decimal]:
+        done = {line.line_no: Decimal(0) for line in self.lines}
         for shipment in self.shipments:
-            for item in shipment.items:
-                left[item.line_no] -= item.quantity
-        return left
+            if shipment.status in statuses:
+                for item in shipment.items:
+                    done[item.line_no] += item.quantity
+        return done
 
     def release_shipment(
         self,
@@ -684,6 +738,9 @@ class Order(Aggregate):
                 approved_at=now,
             )
         )
+        if change_request and self.shipments and self._everything_delivered():
+            # The change dropped the undelivered rest: the order is now delivered (recorded once).
+            self._delivered(now)
 
     def _check_approver(
         self, step: ApprovalStep, by: str, roles: frozenset[str], policy: DiscountAuthority, region: str | None
@@ -802,16 +859,8 @@ class Order(Aggregate):
         self.shipments[index] = shipment
         return shipment
 
-    def _delivered_quantities(self) -> dict[int, Decimal]:
-        done = {line.line_no: Decimal(0) for line in self.lines}
-        for shipment in self.shipments:
-            if shipment.status == ShipmentStatus.DELIVERED:
-                for item in shipment.items:
-                    done[item.line_no] += item.quantity
-        return done
-
     def _everything_delivered(self) -> bool:
-        done = self._delivered_quantities()
+        done = self._quantities_in(ShipmentStatus.DELIVERED)
         return all(done[line.line_no] >= line.quantity for line in self.lines)
 
     def _delivered(self, now: datetime) -> None:
@@ -822,6 +871,12 @@ class Order(Aggregate):
             for item in shipment.items:
                 serials[item.line_no].extend(item.serial_numbers)
         self.lines = [replace(line, serial_numbers=tuple(serials[line.line_no])) for line in self.lines]
+        if self.pending_change is not None:
+            # Nothing is left for a waiting change request to change: its round ends unapproved.
+            discarded, self.pending_change = self.pending_change, None
+            self._close_round(StepStatus.SUPERSEDED)
+            reason = "everything was delivered before the change was approved"
+            self.record(self._changed("change_discarded", "system", discarded.fields(), now, reason))
         self.status = OrderStatus.DELIVERED
         self.delivered_at = now
         self.record(

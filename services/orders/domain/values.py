@@ -33,6 +33,8 @@ BEFORE_APPROVAL = frozenset({OrderStatus.PENDING_APPROVAL, OrderStatus.CREDIT_HO
 # Approved and nothing shipped yet: a change needs a change request.
 APPROVED_UNSHIPPED = frozenset({OrderStatus.AWAITING_PREPAYMENT, OrderStatus.RELEASED})
 SHIPPABLE = frozenset({OrderStatus.RELEASED, OrderStatus.PARTIALLY_DELIVERED})
+# Approved and not yet fully delivered: a change is a change request (limited by what has shipped).
+CHANGEABLE_AFTER_APPROVAL = APPROVED_UNSHIPPED | SHIPPABLE
 # Counted in the customer's outstanding balance for the credit check.
 CREDIT_EXPOSED = frozenset(
     {
