@@ -195,8 +195,10 @@ install_packages() {
     [[ -n "$(pg_bindir)" ]] || need+=(postgresql)
     [[ -n "$(rmq_bindir)" ]] || need+=(rabbitmq-server)
     # The tests check the API docs render offline in a real headless browser.
-    if [[ "${SALESLINE_TEST_TOOLS:-0}" == 1 ]] && ! command -v chromium >/dev/null; then
-        need+=(chromium)
+    if [[ "${SALESLINE_TEST_TOOLS:-0}" == 1 ]]; then
+        command -v chromium >/dev/null || need+=(chromium)
+        # The customer pages are Chinese first: without a CJK font their screenshots show boxes.
+        dpkg-query -W -f='${Status}' fonts-noto-cjk 2>/dev/null | grep -q 'ok installed' || need+=(fonts-noto-cjk)
     fi
     if ((${#need[@]})); then
         # Debian may start its own system-wide servers on install: we leave them alone.

@@ -1,4 +1,5 @@
 from datetime import date, time
+from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -27,6 +28,13 @@ class ServiceDeskSettings(ServiceSettings):
     # SLA policy: business hours per priority (first response 1 h / 4 h / 24 h).
     sla_first_response_hours: dict[str, float] = {"P1": 1, "P2": 4, "P3": 24, "P4": 48}
     sla_resolution_hours: dict[str, float] = {"P1": 8, "P2": 24, "P3": 72, "P4": 120}
+    # Optional per customer tier: overrides the priority's targets where a tier names one.
+    sla_tier_first_response_hours: dict[str, dict[str, float]] = {"key": {"P1": 0.5, "P2": 2, "P3": 8, "P4": 24}}
+    sla_tier_resolution_hours: dict[str, dict[str, float]] = {"key": {"P1": 4, "P2": 12, "P3": 48, "P4": 96}}
+    # A customer's tier comes from its signed contracts (contract.signed): the highest tier whose
+    # minimum the customer's signed total in ``customer_tier_currency`` reaches.
+    customer_tier_minimums: dict[str, Decimal] = {"key": Decimal("1000000")}
+    customer_tier_currency: str = "CNY"
     # A warning fires when this share of a target is used.
     sla_warning_fraction: float = 0.8
     # The business calendar SLAs are counted in.
@@ -37,12 +45,19 @@ class ServiceDeskSettings(ServiceSettings):
     business_holidays_country: str | None = "CN"  # public holidays (and make-up workdays), `holidays` package
     company_days_off: list[date] = []
     company_extra_working_days: list[date] = []
+    # Daily breaks not counted as business time, e.g. [["12:00", "13:30"]] for lunch.
+    business_breaks: list[tuple[time, time]] = []
 
-    def sla_targets(self, priority: str) -> dict[str, float]:
-        return {
-            "first_response": self.sla_first_response_hours[priority] * 3600,
-            "resolution": self.sla_resolution_hours[priority] * 3600,
-        }
+    def sla_targets(self, priority: str, tier: str | None = None) -> dict[str, float]:
+        """Business seconds per clock: the tier's policy where it has one, else the priority's."""
+        targets = {}
+        for kind, by_priority, by_tier in (
+            ("first_response", self.sla_first_response_hours, self.sla_tier_first_response_hours),
+            ("resolution", self.sla_resolution_hours, self.sla_tier_resolution_hours),
+        ):
+            hours = by_tier.get(tier or "", {}).get(priority, by_priority[priority])
+            targets[kind] = hours * 3600
+        return targets
 
     def calendar(self) -> BusinessCalendar:
         return _calendar(
@@ -53,11 +68,12 @@ class ServiceDeskSettings(ServiceSettings):
             self.business_holidays_country,
             tuple(self.company_days_off),
             tuple(self.company_extra_working_days),
+            tuple(self.business_breaks),
         )
 
 
 @lru_cache(maxsize=8)
-def _calendar(tz, opens, closes, weekdays, country, days_off, extra) -> BusinessCalendar:
+def _calendar(tz, opens, closes, weekdays, country, days_off, extra, breaks) -> BusinessCalendar:
     return BusinessCalendar(
         tz=ZoneInfo(tz),
         opens=opens,
@@ -66,6 +82,7 @@ def _calendar(tz, opens, closes, weekdays, country, days_off, extra) -> Business
         country=country,
         days_off=frozenset(days_off),
         extra_working_days=frozenset(extra),
+        breaks=breaks,
     )
 
 

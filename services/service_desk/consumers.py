@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.service_desk.config import get_settings
-from services.service_desk.db import SurveyRepository, TicketRepository, WarrantyRepository
+from services.service_desk.db import CustomerContracts, SurveyRepository, TicketRepository, WarrantyRepository
 from services.service_desk.domain import Survey, Ticket, TicketStatus, Warranty
 from services.service_desk.links import new_survey_link
-from shared.events import OrderDelivered
+from shared.events import ContractSigned, OrderDelivered
 from shared.inbox import Subscription
 from shared.timers import cancel_timer, schedule_timer
 from shared.uow import UnitOfWork
@@ -26,6 +26,12 @@ async def on_order_delivered(event: OrderDelivered, uow: UnitOfWork) -> None:
     now = datetime.now(UTC)
     await register_warranties(event, uow, now)
     await send_delivery_survey(event, uow, now)
+
+
+async def on_contract_signed(event: ContractSigned, uow: UnitOfWork) -> None:
+    """A signed contract counts toward the customer's service tier (its SLA policy), once per
+    contract: the same contract arriving under another event id is not counted twice."""
+    await CustomerContracts(uow).record(event)
 
 
 async def register_warranties(event: OrderDelivered, uow: UnitOfWork, now: datetime) -> None:
@@ -111,7 +117,10 @@ async def check_sla(payload: dict[str, Any], uow: UnitOfWork) -> None:
     await tickets.save(ticket)
 
 
-SUBSCRIPTIONS = [Subscription("service_desk.order_delivered", on_order_delivered, events=(OrderDelivered,))]
+SUBSCRIPTIONS = [
+    Subscription("service_desk.order_delivered", on_order_delivered, events=(OrderDelivered,)),
+    Subscription("service_desk.contract_signed", on_contract_signed, events=(ContractSigned,)),
+]
 TIMERS = {
     SURVEY_REMINDER: remind_survey,
     TICKET_AUTO_CLOSE: auto_close_ticket,

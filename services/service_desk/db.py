@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -27,6 +28,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.service_desk.domain import (
     OPEN_STATUSES,
@@ -45,7 +47,7 @@ from services.service_desk.domain.repair import Part, Repair, RepairStatus
 from services.service_desk.domain.sla import FIRST_RESPONSE, RESOLUTION, SlaClock
 from shared.auth import ADMIN, Principal
 from shared.db import service_metadata, utc_timestamp
-from shared.events import ContactInfo
+from shared.events import ContactInfo, ContractSigned
 from shared.repository import Repository, json_codec
 
 metadata, platform_tables = service_metadata("service_desk")
@@ -141,6 +143,7 @@ tickets = Table(
     Column("sla", JSONB, nullable=False),
     Column("awaiting_response", Boolean, nullable=False),
     Column("repeat_of", UUID(as_uuid=True)),
+    Column("sla_tier", Text),  # the customer tier whose SLA policy set the targets, if any
     Column("linked_article_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
     Column("warranty_coverage", JSONB),
     utc_timestamp("created_at", nullable=False),
@@ -229,6 +232,19 @@ repairs = Table(
     utc_timestamp("updated_at", nullable=False),
     Index("ix_repairs_created_at_id", "created_at", "id"),
     Index("ix_repairs_ticket_id_created_at_id", "ticket_id", "created_at", "id"),
+)
+
+# What each customer signed (contract.signed), once per contract: its tier comes from the totals.
+customer_contracts = Table(
+    "customer_contracts",
+    metadata,
+    Column("contract_id", UUID(as_uuid=True), primary_key=True),
+    Column("contract_number", Text, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("total_amount", Numeric(18, 2), nullable=False),
+    utc_timestamp("signed_at", nullable=False),
+    Index("ix_customer_contracts_customer_id", "customer_id"),
 )
 
 CONTACT = json_codec(ContactInfo | None)
@@ -464,6 +480,7 @@ class TicketRepository(Repository[Ticket]):
             "sla": SLA.dump_python(t.sla, mode="json"),
             "awaiting_response": t.awaiting_response,
             "repeat_of": t.repeat_of,
+            "sla_tier": t.sla_tier,
             "linked_article_ids": list(t.linked_article_ids),
             "warranty_coverage": t.warranty_coverage,
             "created_at": t.created_at,
@@ -500,6 +517,7 @@ class TicketRepository(Repository[Ticket]):
             sla=dict(sorted(SLA.validate_python(row.sla).items(), key=lambda item: CLOCK_ORDER.get(item[0], 99))),
             awaiting_response=row.awaiting_response,
             repeat_of=row.repeat_of,
+            sla_tier=row.sla_tier,
             linked_article_ids=tuple(row.linked_article_ids),
             warranty_coverage=row.warranty_coverage,
             created_at=row.created_at,
@@ -508,6 +526,37 @@ class TicketRepository(Repository[Ticket]):
             resolved_at=row.resolved_at,
             closed_at=row.closed_at,
         )
+
+
+class CustomerContracts:
+    """The contracts each customer signed, counted once per contract however often it arrives."""
+
+    def __init__(self, uow: Any) -> None:
+        self.uow = uow
+
+    async def record(self, event: ContractSigned) -> bool:
+        stmt = (
+            pg_insert(customer_contracts)
+            .values(
+                contract_id=event.contract_id,
+                contract_number=event.contract_number,
+                customer_id=event.customer_id,
+                currency=event.currency,
+                total_amount=event.total_amount,
+                signed_at=event.signed_at,
+            )
+            .on_conflict_do_nothing(index_elements=[customer_contracts.c.contract_id])
+        )
+        return (await self.uow.execute(stmt)).rowcount == 1
+
+    async def signed_totals(self, customer_id: str) -> dict[str, Decimal]:
+        """The customer's signed total per currency."""
+        query = (
+            select(customer_contracts.c.currency, func.sum(customer_contracts.c.total_amount))
+            .where(customer_contracts.c.customer_id == customer_id)
+            .group_by(customer_contracts.c.currency)
+        )
+        return {row[0]: row[1] for row in await self.uow.execute(query)}
 
 
 class AgentRepository(Repository[Agent]):

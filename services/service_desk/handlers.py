@@ -14,6 +14,7 @@ from services.service_desk.consumers import SURVEY_REMINDER, TICKET_AUTO_CLOSE, 
 from services.service_desk.db import (
     AgentRepository,
     ArticleRepository,
+    CustomerContracts,
     RepairRepository,
     SurveyRepository,
     TicketRepository,
@@ -34,6 +35,7 @@ from services.service_desk.domain import (
     check_coverage,
     choose_agent,
 )
+from services.service_desk.domain.customer import customer_tier
 from services.service_desk.domain.repair import Part, Repair
 from services.service_desk.links import hash_token, new_confirmation_link, new_survey_link, well_formed
 from shared.auth import Principal
@@ -172,11 +174,16 @@ async def open_ticket(cmd: OpenTicket, uow: UnitOfWork) -> Ticket:
         )
         if cmd.type == TicketType.WARRANTY_CLAIM and (cmd.serial_number or cmd.order_id):
             fields["warranty_coverage"] = await _claim_coverage(cmd, uow, now)
+        fields["sla_tier"] = customer_tier(
+            await CustomerContracts(uow).signed_totals(cmd.customer_id),
+            settings.customer_tier_minimums,
+            settings.customer_tier_currency,
+        )
         ticket = Ticket.open(
             id=uuid.uuid4(),
             number=await tickets.next_number(now.astimezone(BUSINESS_TZ).year),
             created_at=now,
-            sla_targets=settings.sla_targets(cmd.priority.value),
+            sla_targets=settings.sla_targets(cmd.priority.value, fields["sla_tier"]),
             **fields,
         )
         await auto_assign(ticket, uow, now)
@@ -431,12 +438,29 @@ async def edit_article(
 async def publish_article(
     article_id: uuid.UUID, principal: Principal, uow: UnitOfWork, *, if_match: int | None
 ) -> Article:
+    return await _change_article(article_id, principal, uow, if_match, "publish")
+
+
+async def archive_article(
+    article_id: uuid.UUID, principal: Principal, uow: UnitOfWork, *, if_match: int | None
+) -> Article:
+    return await _change_article(article_id, principal, uow, if_match, "archive")
+
+
+async def _change_article(
+    article_id: uuid.UUID, principal: Principal, uow: UnitOfWork, if_match: int | None, action: str
+) -> Article:
     async with uow:
         articles = ArticleRepository(uow)
         article = await articles.get_for_change(article_id, principal, if_match=if_match)
-        article.publish(by=principal.sub, now=datetime.now(UTC))
+        now = datetime.now(UTC)
+        if action == "publish":
+            article.publish(by=principal.sub, now=now)
+        else:
+            article.archive(now=now)
         await articles.save(article)
-        await articles.add_version(article)
+        if action == "publish":
+            await articles.add_version(article)
         await uow.commit()
     return article
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from shared.events import CloudEvent, ContactInfo, DeliveredItem, OrderDelivered, make_envelope
+from shared.events import CloudEvent, ContactInfo, ContractSigned, DeliveredItem, Event, OrderDelivered, make_envelope
 
 
 def order_delivered(
@@ -39,5 +39,23 @@ def order_delivered(
     )
 
 
-def envelope(event: OrderDelivered) -> CloudEvent:
+def contract_signed(*, customer_id: str = "acme", total: str = "1200000.00", currency: str = "CNY") -> ContractSigned:
+    return ContractSigned(
+        contract_id=uuid.uuid4(),
+        contract_number="HT-2026-000001",
+        customer_id=customer_id,
+        customer_name="Acme Ltd.",
+        owner_id="rep-1",
+        currency=currency,
+        lines=(),
+        subtotal_amount=Decimal(total),
+        total_amount=Decimal(total),
+        payment_terms="net 30",
+        signed_at=datetime(2026, 11, 2, 8, 0, tzinfo=UTC),
+    )
+
+
+def envelope(event: Event) -> CloudEvent:
+    if isinstance(event, ContractSigned):
+        return make_envelope(event, source="/salesline/contracts", subject=str(event.contract_id))
     return make_envelope(event, source="/salesline/orders", subject=str(event.order_id))

@@ -94,3 +94,41 @@ async def test_publish_search_suggest_and_link(system: System, clean_db: asyncpg
         f"/v1/tickets/{ticket['id']}/resolve", json={"resolution": "换密封", "article_ids": [ids[0]]}, headers=AGENT
     )
     assert resolved.status_code == 200 and resolved.json()["linked_article_ids"] == [ids[0]]
+
+
+async def test_an_archived_article_leaves_search_and_cannot_be_linked(
+    system: System, clean_db: asyncpg.Connection
+) -> None:
+    api = await system.client("service_desk")
+    body = {"category": "billing", "title": "发票抬头修改", "body": "请在订单页面申请修改发票抬头。"}
+    article = (await api.post("/v1/kb-articles", json=body, headers=AGENT)).json()
+    url = f"/v1/kb-articles/{article['id']}"
+    await api.post(f"{url}/publish", headers=LEAD)
+    hits = await api.get("/v1/kb-articles/search", params={"q": "发票"}, headers=AGENT)
+    assert [hit["id"] for hit in hits.json()] == [article["id"]]
+
+    assert (await api.post(f"{url}/archive", headers=AGENT)).status_code == 403  # leads archive
+    stale = await api.post(f"{url}/archive", headers={**LEAD, "If-Match": '"1"'})
+    assert stale.status_code == 412
+    archived = await api.post(f"{url}/archive", headers=LEAD)
+    assert archived.status_code == 200 and archived.json()["status"] == "archived"
+    assert (await api.get("/v1/kb-articles/search", params={"q": "发票"}, headers=AGENT)).json() == []
+    again = await api.post(f"{url}/archive", headers=LEAD)
+    assert again.status_code == 409 and again.headers["content-type"].startswith("application/problem+json")
+    assert (await api.post(f"{url}/publish", headers=LEAD)).status_code == 409
+    detail = (await api.get(url, headers=AGENT)).json()
+    assert detail["status"] == "archived" and [v["number"] for v in detail["versions"]] == [1]
+    listed = await api.get("/v1/kb-articles", params={"status": "archived"}, headers=AGENT)
+    assert [a["id"] for a in listed.json()["items"]] == [article["id"]]
+
+    await api.put("/v1/agents/agent-1", json={"name": "A", "groups": ["general"], "capacity": 5}, headers=LEAD)
+    ticket_body = {"subject": "发票", "channel": "web", "type": "inquiry", "customer_id": "acme", "customer_name": "A"}
+    ticket = (await api.post("/v1/tickets", json=ticket_body, headers=AGENT)).json()
+    assert (await api.get(f"/v1/tickets/{ticket['id']}/suggested-articles", headers=AGENT)).json() == []
+    await api.post(f"/v1/tickets/{ticket['id']}/start", headers=AGENT)
+    refused = await api.post(
+        f"/v1/tickets/{ticket['id']}/resolve",
+        json={"resolution": "已说明", "article_ids": [article["id"]]},
+        headers=AGENT,
+    )
+    assert refused.status_code == 422

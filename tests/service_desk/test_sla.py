@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -13,8 +14,9 @@ import pytest
 
 from services.service_desk.domain import Channel, Priority, Ticket, TicketType
 from services.service_desk.domain.calendar import BusinessCalendar
+from services.service_desk.domain.customer import customer_tier
 from services.service_desk.domain.sla import FIRST_RESPONSE, RESOLUTION, SlaClock
-from tests.conftest import System, auth, clear_settings_caches, wait_until
+from tests.conftest import System, auth, clear_settings_caches, settings_for, wait_until
 from tests.helpers import count
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -63,6 +65,58 @@ def test_public_holidays_and_company_days_off() -> None:
     assert CAL.between(at(2026, 11, 20, 12), at(2026, 11, 20, 11)) == timedelta(0)
     around_the_clock = BusinessCalendar(opens=time(0), closes=None, weekdays=frozenset(range(7)), country=None)
     assert around_the_clock.add(at(2026, 10, 1, 23), 2 * H) == at(2026, 10, 2, 1)
+
+
+LUNCH = BusinessCalendar(breaks=((time(12), time(13, 30)),))  # 7.5 business hours a day
+
+
+@pytest.mark.parametrize(
+    ("start", "duration", "deadline"),
+    [
+        (at(2026, 11, 18, 11), 2 * H, at(2026, 11, 18, 14, 30)),  # over lunch
+        (at(2026, 11, 18, 12, 15), 1 * H, at(2026, 11, 18, 14, 30)),  # opened during lunch
+        (at(2026, 11, 18, 11), 1 * H, at(2026, 11, 18, 12)),  # used up as lunch begins
+        # Friday 16:00 + 4 h: 2 h on Friday, then Monday 09:00-11:00.
+        (at(2026, 11, 20, 16), 4 * H, at(2026, 11, 23, 11)),
+        # Monday 11:30 + 8 h: 30 min + 4.5 h on Monday, Tuesday 09:00-12:00.
+        (at(2026, 11, 23, 11, 30), 8 * H, at(2026, 11, 24, 12)),
+        # The day before National Day, after lunch, into 8 October (1-7 October off), across its lunch.
+        (at(2026, 9, 30, 17), 4 * H, at(2026, 10, 8, 12)),
+        (at(2026, 9, 30, 17), 4 * H + timedelta(minutes=1), at(2026, 10, 8, 13, 31)),
+    ],
+)
+def test_a_lunch_break_is_not_business_time(start: datetime, duration: timedelta, deadline: datetime) -> None:
+    assert LUNCH.add(start, duration) == deadline
+    assert LUNCH.between(start, deadline) == duration
+    assert LUNCH.between(at(2026, 11, 18, 9), at(2026, 11, 18, 18)) == timedelta(hours=7, minutes=30)
+    assert LUNCH.between(at(2026, 11, 18, 12, 10), at(2026, 11, 18, 13, 20)) == timedelta(0)
+
+
+def test_the_settings_build_the_calendar_and_the_tier_policies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALESLINE_BUSINESS_BREAKS", '[["12:00", "13:30"]]')
+    monkeypatch.setenv("SALESLINE_SLA_TIER_FIRST_RESPONSE_HOURS", '{"key": {"P1": 0.5}}')
+    clear_settings_caches()
+    try:
+        settings = settings_for("service_desk")
+        assert settings.calendar().breaks == ((time(12), time(13, 30)),)
+        assert settings.calendar().add(at(2026, 11, 18, 11), 2 * H) == at(2026, 11, 18, 14, 30)
+        assert settings.sla_targets("P1", "key") == {"first_response": 1800, "resolution": 4 * 3600}
+        # The tier names no first response for P2 here: the priority's 4 h applies.
+        assert settings.sla_targets("P2", "key") == {"first_response": 4 * 3600, "resolution": 12 * 3600}
+        assert settings.sla_targets("P1", "unknown-tier") == settings.sla_targets("P1")
+    finally:
+        clear_settings_caches()
+    with pytest.raises(ValueError, match="end after"):
+        BusinessCalendar(breaks=((time(13), time(12)),))
+
+
+def test_a_customer_tier_from_its_signed_totals() -> None:
+    minimums = {"key": Decimal("1000000"), "strategic": Decimal("5000000")}
+    assert customer_tier({}, minimums, "CNY") is None
+    assert customer_tier({"CNY": Decimal("999999.99")}, minimums, "CNY") is None
+    assert customer_tier({"CNY": Decimal("1000000")}, minimums, "CNY") == "key"
+    assert customer_tier({"CNY": Decimal("7000000")}, minimums, "CNY") == "strategic"
+    assert customer_tier({"USD": Decimal("9000000")}, minimums, "CNY") is None  # no conversion
 
 
 def test_a_paused_clock_does_not_count() -> None:

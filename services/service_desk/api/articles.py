@@ -94,6 +94,16 @@ async def publish(
     return _read(article)
 
 
+@router.post("/{article_id}/archive", response_model=ArticleRead, responses=WRITE_ERRORS)
+async def archive(
+    article_id: uuid.UUID, request: Request, response: Response, principal: Lead, uow: Uow
+) -> ArticleRead:
+    """Withdraw the article: no longer searched, suggested or linkable (its versions stay readable)."""
+    article = await handlers.archive_article(article_id, principal, uow, if_match=expected_version(request))
+    set_etag(response, article.version)
+    return _read(article)
+
+
 @suggestions.get(
     "/{ticket_id}/suggested-articles", response_model=list[ArticleHit], responses=problem_responses(401, 403, 404)
 )

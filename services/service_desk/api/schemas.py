@@ -145,6 +145,9 @@ class TicketRead(ApiResponse):
     resolved_at: datetime | None
     closed_at: datetime | None
     sla: list[SlaRead]
+    sla_tier: str | None = Field(
+        None, description="The customer tier (from its signed contracts) whose SLA policy set the targets"
+    )
     repeat_of: uuid.UUID | None = Field(description="The same account's ticket of the same category within 30 days")
     warranty_coverage: WarrantyCoverageRead | None = None
     linked_article_ids: list[uuid.UUID] = []

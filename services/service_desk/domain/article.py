@@ -108,6 +108,13 @@ class Article(Aggregate):
         self.version += 1
         return self.published
 
+    def archive(self, *, now: datetime) -> None:
+        """Out of search and suggestions, and no longer linkable; its versions stay readable."""
+        if self.status == ArticleStatus.ARCHIVED:
+            raise InvalidTransition("the article is archived already")
+        self.status, self.updated_at = ArticleStatus.ARCHIVED, now
+        self.version += 1
+
     def searchable_text(self) -> str | None:
         """Only the published version is searched."""
         if self.published is None or self.status != ArticleStatus.PUBLISHED:

@@ -1,6 +1,7 @@
-"""Business time: working hours in a time zone, minus weekends, public holidays (the
-``holidays`` package, which for CN also knows the make-up working weekends of the holiday
-weeks) and company days off. SLA targets are counted in this time, never wall-clock time.
+"""Business time: working hours in a time zone, minus breaks (e.g. lunch 12:00-13:30),
+weekends, public holidays (the ``holidays`` package, which for CN also knows the make-up
+working weekends of the holiday weeks) and company days off. SLA targets are counted in this
+time, never wall-clock time.
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ class BusinessCalendar:
     country: str | None = "CN"
     days_off: frozenset[date] = frozenset()  # company-specific
     extra_working_days: frozenset[date] = frozenset()
+    # Daily breaks (start, end) inside the working hours, e.g. ((time(12), time(13, 30)),).
+    breaks: tuple[tuple[time, time], ...] = ()
 
     def __post_init__(self) -> None:
+        if any(start >= end for start, end in self.breaks):
+            raise ValueError("a break must end after it starts")
         public = holidays.country_holidays(self.country) if self.country else None  # "" or None: no holidays
         object.__setattr__(self, "_public", public)
 
@@ -53,7 +58,13 @@ class BusinessCalendar:
                     if self.closes is not None
                     else datetime.combine(day + timedelta(days=1), time(0), self.tz)
                 )
-                yield begin, end
+                for pause_start, pause_end in sorted(self.breaks):
+                    pause_begin = datetime.combine(day, pause_start, self.tz)
+                    if pause_begin > begin:
+                        yield begin, min(pause_begin, end)
+                    begin = max(begin, datetime.combine(day, pause_end, self.tz))
+                if begin < end:
+                    yield begin, end
             day += timedelta(days=1)
         raise ValueError("the business calendar has no working time in ten years")
 

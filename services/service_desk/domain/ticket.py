@@ -100,6 +100,8 @@ class Ticket(Aggregate):
     awaiting_response: bool = True
     # The latest ticket of the same account and category within 30 days, if any (a repeat issue).
     repeat_of: uuid.UUID | None = None
+    # The customer tier whose SLA policy set the targets (None: the priority's policy).
+    sla_tier: str | None = None
     # A warranty claim's coverage check: {"covered", "reason", "detail", "warranty_id"}.
     warranty_coverage: dict | None = None
     # Knowledge-base articles the agent linked when resolving.
