@@ -29,7 +29,7 @@ ALLOW_NO_TESTS ?=
 export PYTHON VENV
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help install venv run stop status test test-stop lint fmt bench clean distclean
+.PHONY: help install venv run stop status test test-scale test-stop lint fmt bench clean distclean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,6 +63,11 @@ test: install ## all tests against the test instance's PostgreSQL/RabbitMQ (PYTE
 	  else echo "make test: no tests collected (pytest exit 5); ALLOW_NO_TESTS=1 accepts that" >&2; fi; \
 	fi; \
 	exit $$rc
+
+# Twenty processes (run_all.py, REPLICAS=2) and hundreds of contracts: its own target, run by CI.
+test-scale: install ## scale-out test: 2 replicas of every API and worker, workers killed mid-run
+	$(TEST_INFRA) $(INFRA) start
+	$(TEST_INFRA) SALESLINE_ENVIRONMENT=test $(INFRA) exec $(PY) -m pytest -m scale -rP tests/scale $(PYTEST_ARGS)
 
 test-stop: ## stop the test instance's PostgreSQL/RabbitMQ
 	$(TEST_INFRA) $(INFRA) stop

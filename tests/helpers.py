@@ -39,8 +39,12 @@ def contract_payload(customer: str = "cust-1", **overrides) -> dict:
     return body
 
 
-async def sign_contracts(count: int, *, customer_prefix: str = "cust") -> list[uuid.UUID]:
-    """Draft and sign ``count`` contracts through the contracts handlers (no HTTP)."""
+async def sign_contracts(
+    count: int, *, customer_prefix: str = "cust", lines: list[ContractLine] | None = None
+) -> list[uuid.UUID]:
+    """Draft and sign ``count`` contracts through the contracts handlers (no HTTP).
+
+    ``lines`` defaults to one pump without warranty."""
     settings = settings_for("contracts")
     engine = create_engine(settings)
     ids = []
@@ -53,7 +57,8 @@ async def sign_contracts(count: int, *, customer_prefix: str = "cust") -> list[u
                 currency="CNY",
                 payment_terms="net 30",
                 contact=ContactInfo(name="Han Meimei"),
-                lines=[ContractLine(sku="P-1", description="Pump", quantity=Decimal(1), unit_price=Decimal(100))],
+                lines=lines
+                or [ContractLine(sku="P-1", description="Pump", quantity=Decimal(1), unit_price=Decimal(100))],
             )
             contract = await contract_handlers.draft_contract(cmd, UnitOfWork(engine, contract_tables, settings.source))
             await contract_handlers.sign_contract_shortcut(
