@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from services.leads import handlers
 from services.leads.db import AccountRepository, CustomerKeys
 from services.leads.domain import Account, InvalidIdentifier, MatchKey, MatchKind, normalize_company_name
 from shared.events import ContractSigned
@@ -44,3 +45,5 @@ async def on_contract_signed(event: ContractSigned, uow: UnitOfWork) -> None:
 
 
 SUBSCRIPTIONS = [Subscription("leads.contract_signed", on_contract_signed, events=(ContractSigned,))]
+
+TIMERS = {handlers.FOLLOW_UP_TIMER: handlers.account_follow_up_due}

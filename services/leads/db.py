@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     ColumnElement,
+    Date,
     Index,
     Integer,
     Numeric,
@@ -37,8 +38,13 @@ from services.leads.domain import (
     MatchKind,
     NeedFit,
 )
+from services.leads.domain.account import AccountTier
+from services.leads.domain.conversion import Contact
+from services.leads.domain.opportunity import Opportunity, Stage
+from services.leads.sales_scope import sales_scope
 from shared.auth import Principal
 from shared.db import service_metadata, utc_timestamp
+from shared.pagination import fetch_page
 from shared.repository import Repository
 from shared.scope import owner_filter, sees_everything
 
@@ -56,8 +62,14 @@ accounts = Table(
     Column("region", Text),
     Column("signed_contracts", Integer, nullable=False),
     utc_timestamp("created_at", nullable=False),
+    Column("tier", Text, nullable=False, server_default="normal"),
+    Column("team", Text),
+    Column("lead_id", UUID(as_uuid=True)),
+    utc_timestamp("next_follow_up_at"),
     Index("ix_accounts_created_at_id", "created_at", "id"),
     Index("ix_accounts_owner_id_created_at_id", "owner_id", "created_at", "id"),
+    Index("ix_accounts_team_created_at_id", "team", "created_at", "id"),
+    Index("ix_accounts_region_created_at_id", "region", "created_at", "id"),
 )
 
 leads = Table(
@@ -141,6 +153,9 @@ class AccountRepository(Repository[Account]):
     table = accounts
     noun = "account"
 
+    def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
+        return sales_scope(principal, owner=accounts.c.owner_id, team=accounts.c.team, region=accounts.c.region)
+
     async def by_customer_id(self, customer_id: str) -> Account | None:
         row = (
             await self.uow.execute(select(accounts).where(accounts.c.customer_id == customer_id).with_for_update())
@@ -162,6 +177,10 @@ class AccountRepository(Repository[Account]):
             "region": account.region,
             "signed_contracts": account.signed_contracts,
             "created_at": account.created_at,
+            "tier": account.tier.value,
+            "team": account.team,
+            "lead_id": account.lead_id,
+            "next_follow_up_at": account.next_follow_up_at,
         }
 
     def from_row(self, row: Any) -> Account:
@@ -175,6 +194,10 @@ class AccountRepository(Repository[Account]):
             region=row.region,
             signed_contracts=row.signed_contracts,
             created_at=row.created_at,
+            tier=AccountTier(row.tier),
+            team=row.team,
+            lead_id=row.lead_id,
+            next_follow_up_at=row.next_follow_up_at,
         )
 
 
@@ -368,3 +391,219 @@ class OwnershipConflicts:
             .order_by(ownership_conflicts.c.created_at, ownership_conflicts.c.id)
         )
         return list((await self.uow.execute(query)).all())
+
+
+# -- conversion, contacts, opportunities ---------------------------------------------------
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("account_id", UUID(as_uuid=True), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("title", Text),
+    Column("phone", Text),
+    Column("email", Text),
+    utc_timestamp("created_at", nullable=False),
+    Index("ix_contacts_account_id_created_at_id", "account_id", "created_at", "id"),
+)
+
+# One row per converted lead: the primary key makes a second conversion of a lead impossible.
+lead_conversions = Table(
+    "lead_conversions",
+    metadata,
+    Column("lead_id", UUID(as_uuid=True), primary_key=True),
+    Column("account_id", UUID(as_uuid=True), nullable=False),
+    Column("contact_id", UUID(as_uuid=True), nullable=False),
+    Column("opportunity_id", UUID(as_uuid=True), nullable=False),
+    Column("converted_by", Text, nullable=False),
+    utc_timestamp("converted_at", nullable=False),
+)
+
+opportunities = Table(
+    "opportunities",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("account_id", UUID(as_uuid=True), nullable=False),
+    Column("contact_id", UUID(as_uuid=True)),
+    Column("lead_id", UUID(as_uuid=True)),
+    Column("name", Text, nullable=False),
+    Column("owner_id", Text, nullable=False),
+    Column("team", Text),
+    Column("region", Text),
+    Column("source", Text),
+    Column("stage", Text, nullable=False),
+    Column("probability", Numeric(5, 2), nullable=False),
+    Column("amount", Numeric(14, 2), nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("weighted_value", Numeric(14, 2), nullable=False),
+    Column("expected_close_date", Date),
+    Column("lost_reason", Text),
+    Column("accepted_quote_id", UUID(as_uuid=True)),
+    utc_timestamp("stage_entered_at", nullable=False),
+    utc_timestamp("closed_at"),
+    utc_timestamp("created_at", nullable=False),
+    # Two list orders (created, and weighted value descending), each under every scope.
+    Index("ix_opportunities_created_at_id", "created_at", "id"),
+    Index("ix_opportunities_owner_id_created_at_id", "owner_id", "created_at", "id"),
+    Index("ix_opportunities_team_created_at_id", "team", "created_at", "id"),
+    Index("ix_opportunities_region_created_at_id", "region", "created_at", "id"),
+    Index("ix_opportunities_account_id_created_at_id", "account_id", "created_at", "id"),
+    Index("ix_opportunities_weighted_value_id", "weighted_value", "id"),
+    Index("ix_opportunities_owner_id_weighted_value_id", "owner_id", "weighted_value", "id"),
+    Index("ix_opportunities_team_weighted_value_id", "team", "weighted_value", "id"),
+    Index("ix_opportunities_region_weighted_value_id", "region", "weighted_value", "id"),
+    Index("ix_opportunities_stage_weighted_value_id", "stage", "weighted_value", "id"),
+)
+
+# Every stage an opportunity went through, for the funnel's time in stage and conversion.
+opportunity_stages = Table(
+    "opportunity_stages",
+    metadata,
+    Column("opportunity_id", UUID(as_uuid=True), nullable=False),
+    Column("stage", Text, nullable=False),
+    utc_timestamp("entered_at", nullable=False),
+    utc_timestamp("left_at"),
+    PrimaryKeyConstraint("opportunity_id", "entered_at", "stage", name="pk_opportunity_stages"),
+    Index("ix_opportunity_stages_stage_entered_at", "stage", "entered_at"),
+)
+
+
+class Contacts:
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def add(self, contact: Contact) -> None:
+        await self.uow.execute(contacts.insert(), _contact_row(contact))
+
+    async def get(self, contact_id: uuid.UUID) -> Contact | None:
+        row = (await self.uow.execute(select(contacts).where(contacts.c.id == contact_id))).first()
+        return None if row is None else _contact(row)
+
+    async def of_account(self, account_id: uuid.UUID, page) -> tuple[list[Contact], str | None]:
+        query = select(contacts).where(contacts.c.account_id == account_id)
+        rows, next_cursor = await fetch_page(self.uow, query, (contacts.c.created_at, contacts.c.id), page)
+        return [_contact(r) for r in rows], next_cursor
+
+
+def _contact_row(contact: Contact) -> dict[str, Any]:
+    return {name: getattr(contact, name) for name in contacts.c.keys()}
+
+
+def _contact(row: Any) -> Contact:
+    return Contact(**row._mapping)
+
+
+class LeadConversions:
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def of_lead(self, lead_id: uuid.UUID) -> Any | None:
+        return (await self.uow.execute(select(lead_conversions).where(lead_conversions.c.lead_id == lead_id))).first()
+
+    async def record(self, lead_id: uuid.UUID, *, account_id, contact_id, opportunity_id, by: str, now) -> None:
+        await self.uow.execute(
+            lead_conversions.insert(),
+            {
+                "lead_id": lead_id,
+                "account_id": account_id,
+                "contact_id": contact_id,
+                "opportunity_id": opportunity_id,
+                "converted_by": by,
+                "converted_at": now,
+            },
+        )
+
+
+class OpportunityRepository(Repository[Opportunity]):
+    table = opportunities
+    noun = "opportunity"
+
+    def __init__(self, uow) -> None:
+        super().__init__(uow)
+        # The stage each loaded opportunity was in: a save that changes it closes that stage.
+        self._loaded_stage_entered: dict[uuid.UUID, datetime | None] = {}
+
+    def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
+        t = opportunities.c
+        return sales_scope(principal, owner=t.owner_id, team=t.team, region=t.region)
+
+    async def add(self, opportunity: Opportunity) -> None:
+        await super().add(opportunity)
+        await self._enter_stage(opportunity)
+
+    async def save(self, opportunity: Opportunity) -> None:
+        entered_before = self._loaded_stage_entered[opportunity.id]
+        await super().save(opportunity)
+        if entered_before != opportunity.stage_entered_at:
+            await self.uow.execute(
+                update(opportunity_stages)
+                .where(
+                    opportunity_stages.c.opportunity_id == opportunity.id,
+                    opportunity_stages.c.entered_at == entered_before,
+                )
+                .values(left_at=opportunity.stage_entered_at)
+            )
+            await self._enter_stage(opportunity)
+            self._loaded_stage_entered[opportunity.id] = opportunity.stage_entered_at
+
+    async def _enter_stage(self, opportunity: Opportunity) -> None:
+        await self.uow.execute(
+            opportunity_stages.insert(),
+            {
+                "opportunity_id": opportunity.id,
+                "stage": opportunity.stage.value,
+                "entered_at": opportunity.stage_entered_at,
+                "left_at": None,
+            },
+        )
+
+    async def list_ranked(
+        self, principal: Principal, page, *, filters: dict[str, Any], by_weighted_value: bool
+    ) -> tuple[list[Opportunity], str | None]:
+        """Oldest first, or by weighted value, highest first (keyset over an index either way)."""
+        query = select(opportunities).where(self.visible_to(principal))
+        for column, value in filters.items():
+            if value is not None:
+                query = query.where(opportunities.c[column] == value)
+        if by_weighted_value:
+            keys = (opportunities.c.weighted_value, opportunities.c.id)
+            rows, next_cursor = await fetch_page(self.uow, query, keys, page, descending=True)
+        else:
+            keys = (opportunities.c.created_at, opportunities.c.id)
+            rows, next_cursor = await fetch_page(self.uow, query, keys, page)
+        return [self.from_row(r) for r in rows], next_cursor
+
+    def to_row(self, o: Opportunity) -> dict[str, Any]:
+        return {
+            "id": o.id,
+            "version": o.version,
+            "account_id": o.account_id,
+            "contact_id": o.contact_id,
+            "lead_id": o.lead_id,
+            "name": o.name,
+            "owner_id": o.owner_id,
+            "team": o.team,
+            "region": o.region,
+            "source": o.source,
+            "stage": o.stage.value,
+            "probability": o.probability,
+            "amount": o.amount,
+            "currency": o.currency,
+            "weighted_value": o.weighted_value,
+            "expected_close_date": o.expected_close_date,
+            "lost_reason": o.lost_reason,
+            "accepted_quote_id": o.accepted_quote_id,
+            "stage_entered_at": o.stage_entered_at,
+            "closed_at": o.closed_at,
+            "created_at": o.created_at,
+        }
+
+    def from_row(self, row: Any) -> Opportunity:
+        values = dict(row._mapping)
+        del values["weighted_value"]
+        values["stage"] = Stage(values["stage"])
+        opportunity = Opportunity(**values)
+        self._loaded_stage_entered[opportunity.id] = opportunity.stage_entered_at
+        return opportunity

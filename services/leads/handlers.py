@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from services.leads.db import AccountRepository, CustomerKeys, LeadRepository, OwnershipConflicts
+from services.leads.db import (
+    AccountRepository,
+    Contacts,
+    CustomerKeys,
+    LeadConversions,
+    LeadRepository,
+    OpportunityRepository,
+    OwnershipConflicts,
+)
 from services.leads.domain import (
     Account,
     Attribution,
@@ -19,10 +27,15 @@ from services.leads.domain import (
     NeedFit,
     match_keys,
 )
+from services.leads.domain.account import AccountClassification, AccountTier
+from services.leads.domain.conversion import Contact, ConversionRequest, convert
+from services.leads.domain.matching import normalize_email, normalize_phone
+from services.leads.domain.opportunity import Opportunity, Stage
 from shared.auth import Principal
-from shared.domain import NotFound
+from shared.domain import NotFound, PreconditionFailed
 from shared.pagination import PageParams
 from shared.scope import sees_everything
+from shared.timers import cancel_timer, schedule_timer
 from shared.uow import UnitOfWork
 
 
@@ -186,3 +199,241 @@ async def override_owner(
         await repository.save(lead)
         await uow.commit()
     return lead
+
+
+# -- conversion, accounts, contacts ---------------------------------------------------------
+
+FOLLOW_UP_TIMER = "account.follow_up_due"
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionResult:
+    lead: Lead
+    account: Account
+    contact: Contact
+    opportunity: Opportunity
+    created: bool  # False: the lead had been converted already (a double submission)
+
+
+async def convert_lead(
+    lead_id: uuid.UUID,
+    request: ConversionRequest,
+    principal: Principal,
+    uow: UnitOfWork,
+    *,
+    if_match: int | None,
+) -> ConversionResult:
+    """One transaction: account (unless the lead matched one), contact, opportunity, ``lead.converted``.
+
+    The lead row is locked first, so of two concurrent conversions the second waits and then
+    finds the first one's ``lead_conversions`` row, and answers with it.
+    """
+    now = datetime.now(UTC)
+    async with uow:
+        leads = LeadRepository(uow)
+        lead = await leads.get_for_change(lead_id, principal)
+        if lead.owner_id != principal.sub and not sees_everything(principal):
+            raise NotFound(f"no lead {lead_id}")  # the registrant who lost the customer reads only
+        done = await LeadConversions(uow).of_lead(lead_id)
+        if done is not None:
+            return await _conversion_of(uow, lead, done)
+        if if_match is not None and if_match != lead.version:
+            raise PreconditionFailed("the lead has changed since you read it")
+        accounts = AccountRepository(uow)
+        existing = await accounts.get(lead.matched_account_id, None) if lead.matched_account_id else None
+        conversion = convert(
+            lead,
+            request,
+            existing_account=existing,
+            by=principal.sub,
+            team=principal.team,
+            region=principal.region,
+            now=now,
+        )
+        account = conversion.account
+        if conversion.account_is_new:
+            await accounts.add(account)
+            registry = CustomerKeys(uow)
+            for key in match_keys(phone=lead.phone, email=lead.email, uscc=lead.uscc, company_name=lead.company_name):
+                await registry.link_account(key, account_id=account.id, owner_id=account.owner_id, now=now)
+            await _schedule_follow_up(uow, account)
+        await Contacts(uow).add(conversion.contact)
+        await OpportunityRepository(uow).add(conversion.opportunity)
+        await LeadConversions(uow).record(
+            lead_id,
+            account_id=account.id,
+            contact_id=conversion.contact.id,
+            opportunity_id=conversion.opportunity.id,
+            by=principal.sub,
+            now=now,
+        )
+        await leads.save(lead)
+        await uow.commit()
+    return ConversionResult(lead, account, conversion.contact, conversion.opportunity, created=True)
+
+
+async def _conversion_of(uow: UnitOfWork, lead: Lead, row) -> ConversionResult:
+    account = await AccountRepository(uow).get(row.account_id, None)
+    contact = await Contacts(uow).get(row.contact_id)
+    opportunity = await OpportunityRepository(uow).get(row.opportunity_id, None)
+    if account is None or contact is None or opportunity is None:
+        raise RuntimeError(f"lead {lead.id}'s conversion lost its account, contact or opportunity")
+    return ConversionResult(lead, account, contact, opportunity, created=False)
+
+
+async def _schedule_follow_up(uow: UnitOfWork, account: Account) -> None:
+    if account.next_follow_up_at is not None:
+        await schedule_timer(
+            uow,
+            FOLLOW_UP_TIMER,
+            key=_follow_up_key(account),
+            due_at=account.next_follow_up_at,
+            payload={"account_id": str(account.id), "due_at": account.next_follow_up_at.isoformat()},
+        )
+
+
+def _follow_up_key(account: Account) -> str:
+    # One timer per reminder: a fired timer row cannot be re-armed from its own handler.
+    assert account.next_follow_up_at is not None
+    return f"{account.id}@{account.next_follow_up_at.isoformat()}"
+
+
+async def update_account(
+    account_id: uuid.UUID,
+    principal: Principal,
+    uow: UnitOfWork,
+    *,
+    classification: AccountClassification | None,
+    tier: AccountTier | None,
+    reason: str | None,
+    if_match: int | None,
+) -> Account:
+    """Classify and/or tier an account; a new tier restarts the follow-up reminder."""
+    now = datetime.now(UTC)
+    async with uow:
+        repository = AccountRepository(uow)
+        account = await repository.get_for_change(account_id, principal, if_match=if_match)
+        if classification is not None:
+            account.classify(classification, reason=reason or f"classified by {principal.sub}")
+        if tier is not None:
+            if account.next_follow_up_at is not None:
+                await cancel_timer(uow, FOLLOW_UP_TIMER, key=_follow_up_key(account))
+            account.set_tier(tier, now=now, by=principal.sub)
+            await _schedule_follow_up(uow, account)
+        await repository.save(account)
+        await uow.commit()
+    return account
+
+
+async def account_follow_up_due(payload: dict, uow: UnitOfWork) -> None:
+    """Timer: the account's follow-up fell due; announce it and schedule the next one."""
+    repository = AccountRepository(uow)
+    account = await repository.get(uuid.UUID(payload["account_id"]), None, for_update=True)
+    if account is not None and account.follow_up_due(datetime.fromisoformat(payload["due_at"])):
+        await repository.save(account)
+        await _schedule_follow_up(uow, account)
+
+
+async def list_contacts(
+    account_id: uuid.UUID, principal: Principal, uow: UnitOfWork, page: PageParams
+) -> tuple[list[Contact], str | None]:
+    async with uow:
+        await AccountRepository(uow).get_visible(account_id, principal)
+        return await Contacts(uow).of_account(account_id, page)
+
+
+async def add_contact(
+    account_id: uuid.UUID,
+    principal: Principal,
+    uow: UnitOfWork,
+    *,
+    name: str,
+    title: str | None,
+    phone: str | None,
+    email: str | None,
+    phone_region: str,
+) -> Contact:
+    """A new contact person at an account; phone and e-mail are normalised as for leads."""
+    contact = Contact(
+        id=uuid.uuid4(),
+        account_id=account_id,
+        name=name,
+        title=title,
+        phone=normalize_phone(phone, phone_region) if phone else None,
+        email=normalize_email(email) if email else None,
+        created_at=datetime.now(UTC),
+    )
+    async with uow:
+        await AccountRepository(uow).get_visible(account_id, principal)
+        await Contacts(uow).add(contact)
+        await uow.commit()
+    return contact
+
+
+# -- opportunities ----------------------------------------------------------------------------
+
+
+async def get_opportunity(opportunity_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> Opportunity:
+    async with uow:
+        return await OpportunityRepository(uow).get_visible(opportunity_id, principal)
+
+
+async def list_opportunities(
+    principal: Principal, uow: UnitOfWork, page: PageParams, *, by_weighted_value: bool, **filters: object
+) -> tuple[list[Opportunity], str | None]:
+    async with uow:
+        return await OpportunityRepository(uow).list_ranked(
+            principal, page, filters=filters, by_weighted_value=by_weighted_value
+        )
+
+
+async def update_opportunity(
+    opportunity_id: uuid.UUID, principal: Principal, uow: UnitOfWork, *, if_match: int | None, **changes: object
+) -> Opportunity:
+    async with uow:
+        repository = OpportunityRepository(uow)
+        opportunity = await repository.get_for_change(opportunity_id, principal, if_match=if_match)
+        opportunity.update(**changes)  # type: ignore[arg-type]
+        await repository.save(opportunity)
+        await uow.commit()
+    return opportunity
+
+
+async def change_stage(
+    opportunity_id: uuid.UUID,
+    principal: Principal,
+    uow: UnitOfWork,
+    *,
+    stage: Stage,
+    lost_reason: str | None,
+    if_match: int | None,
+) -> Opportunity:
+    """Move an open opportunity; ``lost`` needs a reason, ``won`` an accepted quote."""
+    now = datetime.now(UTC)
+    async with uow:
+        repository = OpportunityRepository(uow)
+        opportunity = await repository.get_for_change(opportunity_id, principal, if_match=if_match)
+        if stage is Stage.LOST:
+            opportunity.lose(lost_reason or "", by=principal.sub, now=now)
+        elif stage is Stage.WON:
+            await _win(uow, opportunity, by=principal.sub, now=now)
+        else:
+            opportunity.move_to(stage, by=principal.sub, now=now)
+        await repository.save(opportunity)
+        await uow.commit()
+    return opportunity
+
+
+async def _win(uow: UnitOfWork, opportunity: Opportunity, *, by: str, now: datetime) -> None:
+    account = await AccountRepository(uow).get(opportunity.account_id, None)
+    if account is None:
+        raise RuntimeError(f"opportunity {opportunity.id} has no account")
+    contact = await Contacts(uow).get(opportunity.contact_id) if opportunity.contact_id else None
+    opportunity.win(
+        None,  # quotes come next
+        customer_id=account.customer_id,
+        customer_name=account.name,
+        contact=contact.info if contact else None,
+        by=by,
+        now=now,
+    )

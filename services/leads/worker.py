@@ -1,9 +1,9 @@
 """The leads worker: its consumers and outbox relay."""
 
 from services.leads.config import get_settings
-from services.leads.consumers import SUBSCRIPTIONS
+from services.leads.consumers import SUBSCRIPTIONS, TIMERS
 from services.leads.db import platform_tables
 from shared.service import worker_main
 
 if __name__ == "__main__":
-    worker_main(get_settings(), platform_tables, subscriptions=SUBSCRIPTIONS)
+    worker_main(get_settings(), platform_tables, subscriptions=SUBSCRIPTIONS, timers=TIMERS)

@@ -19,6 +19,8 @@ from shared.events.base import Event
 
 __all__ = [
     "AccountClassified",
+    "AccountFollowUpDue",
+    "AccountTierChanged",
     "ContactInfo",
     "ContractApprovalDecision",
     "ContractApproved",
@@ -32,9 +34,12 @@ __all__ = [
     "ContractSubmitted",
     "DeliveredItem",
     "InvoiceIssued",
+    "LeadConverted",
     "LeadCreated",
     "LeadGraded",
     "LeadOwnerChanged",
+    "OpportunityLost",
+    "OpportunityStageChanged",
     "OpportunityWon",
     "OrderApproved",
     "OrderCancelled",
@@ -45,6 +50,7 @@ __all__ = [
     "OrderRejected",
     "OrderShipped",
     "PaymentReceived",
+    "QuoteAccepted",
     "ShippedItem",
     "SurveyCompleted",
     "SurveyReminded",
@@ -592,3 +598,87 @@ class WebhookSubscriptionPinged(Event, type="webhook_subscription.pinged.v1"):
 
     subscription_id: uuid.UUID
     message: str = "ping"
+
+
+# --- leads: conversion, accounts, opportunities, quotes -------------------------------------
+
+
+class LeadConverted(Event, type="lead.converted.v1"):
+    """A qualified lead became an account, a contact and an opportunity (in one transaction)."""
+
+    lead_id: uuid.UUID
+    account_id: uuid.UUID
+    customer_id: str
+    customer_name: str
+    contact_id: uuid.UUID
+    contact: ContactInfo
+    opportunity_id: uuid.UUID
+    owner_id: str
+    converted_by: str
+    region: str | None = None
+    team: str | None = None
+    currency: str
+    amount: Decimal
+    converted_at: datetime
+
+
+class AccountTierChanged(Event, type="account.tier_changed.v1"):
+    """High value (weekly follow-up) or normal (monthly); the follow-up clock restarts."""
+
+    account_id: str
+    tier: str
+    previous_tier: str
+    changed_by: str
+    next_follow_up_at: datetime
+
+
+class AccountFollowUpDue(Event, type="account.follow_up_due.v1"):
+    """The owner is due to follow up with the account (weekly for high value, monthly otherwise)."""
+
+    account_id: str
+    customer_name: str
+    owner_id: str
+    tier: str
+    due_at: datetime
+    next_follow_up_at: datetime
+
+
+class OpportunityStageChanged(Event, type="opportunity.stage_changed.v1"):
+    opportunity_id: uuid.UUID
+    account_id: uuid.UUID
+    owner_id: str
+    stage: str
+    previous_stage: str
+    probability: Decimal
+    amount: Decimal
+    currency: str
+    changed_by: str
+    changed_at: datetime
+
+
+class OpportunityLost(Event, type="opportunity.lost.v1"):
+    opportunity_id: uuid.UUID
+    account_id: uuid.UUID
+    owner_id: str
+    previous_stage: str
+    reason: str
+    amount: Decimal
+    currency: str
+    lost_by: str
+    lost_at: datetime
+
+
+class QuoteAccepted(Event, type="quote.accepted.v1"):
+    """The customer accepted a quote: the opportunity can now be won on it."""
+
+    quote_id: uuid.UUID
+    quote_number: str
+    opportunity_id: uuid.UUID
+    account_id: uuid.UUID
+    owner_id: str
+    currency: str
+    subtotal_amount: Decimal
+    discount_pct: Decimal
+    total_amount: Decimal
+    accepted_by: str
+    accepted_at: datetime

@@ -48,3 +48,10 @@ async def get_account(account_id: uuid.UUID, response: Response, principal: Read
 
 def _read(account) -> AccountRead:
     return AccountRead.model_validate({**account.__dict__, "classification": account.classification.value})
+
+
+def sales_routers() -> list[APIRouter]:
+    """Accounts (changes, contacts), conversion, opportunities, quotes, targets, reports."""
+    from services.leads.api import accounts, opportunities
+
+    return [accounts.router, opportunities.conversion_router, opportunities.router]

@@ -22,6 +22,10 @@ class AccountRead(ApiResponse):
     region: str | None
     signed_contracts: int
     created_at: datetime
+    tier: str = Field(description="high_value: weekly follow-up; normal: monthly")
+    team: str | None
+    lead_id: uuid.UUID | None = Field(description="The lead it was converted from")
+    next_follow_up_at: datetime | None
 
 
 def _text(max_length: int) -> object:

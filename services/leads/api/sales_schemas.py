@@ -1,0 +1,107 @@
+"""Request and response bodies of accounts, contacts, conversion, opportunities and quotes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, model_validator
+
+from services.leads.api.schemas import AccountRead
+from services.leads.domain.account import AccountClassification, AccountTier
+from services.leads.domain.opportunity import Stage
+from shared.api import ApiModel, ApiResponse, CurrencyCode, Money
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
+
+
+class ContactCreate(ApiModel):
+    name: Name
+    title: Name | None = None
+    phone: Annotated[str, Field(min_length=3, max_length=40)] | None = None
+    email: Annotated[str, Field(min_length=3, max_length=320)] | None = None
+
+
+class ContactRead(ApiResponse):
+    id: uuid.UUID
+    account_id: uuid.UUID
+    name: str
+    title: str | None
+    phone: str | None = Field(description="E.164")
+    email: str | None
+    created_at: datetime
+
+
+class AccountChange(ApiModel):
+    """Classify and/or tier the account (a new tier restarts the follow-up reminder)."""
+
+    classification: AccountClassification | None = None
+    tier: AccountTier | None = None
+    reason: Reason | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> AccountChange:
+        if self.classification is None and self.tier is None:
+            raise ValueError("give classification, tier or both")
+        return self
+
+
+class LeadConversion(ApiModel):
+    """Everything is optional: names default to the lead's, the amount to its budget."""
+
+    account_name: Name | None = None
+    contact_name: Name | None = None
+    contact_title: Name | None = None
+    opportunity_name: Name | None = None
+    amount: Money | None = None
+    currency: CurrencyCode | None = None
+    expected_close_date: date | None = None
+    tier: AccountTier = AccountTier.NORMAL
+
+
+class OpportunityRead(ApiResponse):
+    id: uuid.UUID
+    version: int
+    account_id: uuid.UUID
+    contact_id: uuid.UUID | None
+    lead_id: uuid.UUID | None
+    name: str
+    owner_id: str
+    team: str | None
+    region: str | None
+    source: str | None
+    stage: Stage
+    probability: Percent
+    amount: Money
+    currency: str
+    weighted_value: Money = Field(description="amount * probability / 100")
+    expected_close_date: date | None
+    lost_reason: str | None
+    accepted_quote_id: uuid.UUID | None
+    stage_entered_at: datetime
+    closed_at: datetime | None
+    created_at: datetime
+
+
+class ConversionRead(ApiResponse):
+    lead_id: uuid.UUID
+    account: AccountRead
+    contact: ContactRead
+    opportunity: OpportunityRead
+
+
+class OpportunityChange(ApiModel):
+    name: Name | None = None
+    amount: Money | None = None
+    currency: CurrencyCode | None = None
+    probability: Percent | None = None
+    expected_close_date: date | None = None
+
+
+class StageChange(ApiModel):
+    stage: Stage
+    lost_reason: Reason | None = Field(None, description="Required when the stage is lost")
