@@ -9,7 +9,7 @@ Columns that queries filter on (``pending_role`` for approval queues, ``credit_h
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -326,21 +326,56 @@ _ON_TIME = text(
     """
 )
 
-_RECEIVABLES = text(
-    """
-    SELECT customer_id, currency,
-           sum(total_amount - paid_amount) AS outstanding,
-           sum(total_amount - paid_amount) FILTER (WHERE age <= 30) AS d0_30,
-           sum(total_amount - paid_amount) FILTER (WHERE age > 30 AND age <= 60) AS d31_60,
-           sum(total_amount - paid_amount) FILTER (WHERE age > 60 AND age <= 90) AS d61_90,
-           sum(total_amount - paid_amount) FILTER (WHERE age > 90) AS d90_plus
-      FROM (SELECT customer_id, currency, total_amount, paid_amount,
-                   extract(day FROM :now - coalesce(delivered_at, approved_at, created_at)) AS age
-              FROM orders.orders
-             WHERE paid_amount < total_amount AND status = ANY(:statuses)) AS open_orders
-     GROUP BY customer_id, currency ORDER BY outstanding DESC, customer_id LIMIT :limit
-    """
+# Per order, its invoices in due order (no due date: due on issue); payments settle the earliest
+# first, so an invoice's open amount is what the cumulative invoiced amount exceeds the paid amount
+# by, capped at the invoice. Summed per customer and currency with the days past due.
+_RECEIVABLES_BY_ORDER = """
+    SELECT o.customer_id, o.currency,
+           o.total_amount - o.paid_amount AS outstanding,
+           b.open AS invoiced_open,
+           o.total_amount - greatest(b.invoiced, o.paid_amount) AS not_invoiced,
+           b.not_due, b.d1_30, b.d31_60, b.d61_90, b.d90_plus
+      FROM orders.orders o
+      CROSS JOIN LATERAL (
+            SELECT coalesce(sum(amount), 0) AS invoiced,
+                   coalesce(sum(open), 0) AS open,
+                   coalesce(sum(open) FILTER (WHERE overdue <= 0), 0) AS not_due,
+                   coalesce(sum(open) FILTER (WHERE overdue BETWEEN 1 AND 30), 0) AS d1_30,
+                   coalesce(sum(open) FILTER (WHERE overdue BETWEEN 31 AND 60), 0) AS d31_60,
+                   coalesce(sum(open) FILTER (WHERE overdue BETWEEN 61 AND 90), 0) AS d61_90,
+                   coalesce(sum(open) FILTER (WHERE overdue > 90), 0) AS d90_plus
+              FROM (SELECT amount, CAST(:today AS date) - due AS overdue,
+                           greatest(0, least(amount, sum(amount) OVER (ORDER BY due, number) - o.paid_amount)) AS open
+                      FROM (SELECT inv.amount, inv.number,
+                                   coalesce(inv.due_date, (inv.issued_at AT TIME ZONE CAST(:tz AS text))::date) AS due
+                              FROM jsonb_to_recordset(o.invoices)
+                                   AS inv(number text, amount numeric, issued_at timestamptz, due_date date)) AS i
+                   ) AS aged
+           ) AS b
+     WHERE o.paid_amount < o.total_amount AND o.status = ANY(:statuses) {customer}
+"""
+
+_RECEIVABLE_COLUMNS = (
+    "outstanding",
+    "invoiced_open",
+    "not_invoiced",
+    "not_due",
+    "d1_30",
+    "d31_60",
+    "d61_90",
+    "d90_plus",
 )
+
+
+def _receivables(today: date, tz: str, customer_id: str | None) -> Any:
+    by_order = _RECEIVABLES_BY_ORDER.format(customer="AND o.customer_id = :customer_id" if customer_id else "")
+    sums = ", ".join(f"sum({name}) AS {name}" for name in _RECEIVABLE_COLUMNS)
+    statement = text(f"SELECT customer_id, currency, {sums} FROM ({by_order}) AS r GROUP BY customer_id, currency")
+    params: dict[str, Any] = {"today": today, "tz": tz, "statuses": [s.value for s in CREDIT_EXPOSED]}
+    if customer_id:
+        params["customer_id"] = customer_id
+    columns = {"customer_id": Text, "currency": Text} | {name: Numeric(18, 2) for name in _RECEIVABLE_COLUMNS}
+    return statement.bindparams(**params).columns(**columns).subquery("receivables")
 
 
 class Reports:
@@ -355,6 +390,11 @@ class Reports:
     async def on_time_delivery(self, since: datetime, until: datetime, tz: str) -> Any:
         return (await self.uow.execute(_ON_TIME, {"since": since, "until": until, "tz": tz})).one()
 
-    async def receivables(self, now: datetime, limit: int) -> list[Any]:
-        statuses = [s.value for s in CREDIT_EXPOSED]
-        return list(await self.uow.execute(_RECEIVABLES, {"now": now, "statuses": statuses, "limit": limit}))
+    async def receivables(
+        self, today: date, tz: str, page: PageParams, *, customer_id: str | None = None
+    ) -> tuple[list[Any], str | None]:
+        """Per customer and currency, largest balance first: what approved orders still owe,
+        invoiced (by days past the invoices' due dates) and not yet invoiced."""
+        report = _receivables(today, tz, customer_id)
+        key = (report.c.outstanding, report.c.customer_id, report.c.currency)
+        return await fetch_page(self.uow.connection, select(report), key, page, descending=True)

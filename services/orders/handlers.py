@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from services.orders.config import get_settings
 from services.orders.db import CreditLimits, OrderRepository, Reports, claim_webhook
@@ -407,7 +408,8 @@ async def on_time_delivery(uow: UnitOfWork, since: datetime, until: datetime):
         return await Reports(uow).on_time_delivery(since, until, get_settings().business_timezone)
 
 
-async def receivables(uow: UnitOfWork, limit: int) -> list:
-    """Open balances per customer, aged from delivery (or approval while undelivered)."""
+async def receivables(uow: UnitOfWork, page: PageParams, *, customer_id: str | None = None) -> tuple[list, str | None]:
+    """Open balances per customer and currency, invoiced ones aged by their invoices' due dates."""
+    tz = get_settings().business_timezone
     async with uow:
-        return await Reports(uow).receivables(datetime.now(UTC), limit)
+        return await Reports(uow).receivables(datetime.now(ZoneInfo(tz)).date(), tz, page, customer_id=customer_id)

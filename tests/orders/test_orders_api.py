@@ -7,6 +7,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -464,7 +465,56 @@ async def test_reports_cycle_times_holds_on_time_delivery_and_receivables(
     assert bad_period.status_code == 400
     [receivable] = (await orders.get("/v1/order-reports/receivables", headers=FINANCE)).json()["items"]
     assert receivable["customer_id"] == "big" and receivable["outstanding"] == "3000.00"
-    assert receivable["days_0_30"] == "3000.00" and receivable["days_over_90"] == "0.00"
+    assert receivable["not_invoiced"] == "3000.00" and receivable["invoiced"] == "0.00"
+
+
+async def test_receivables_are_aged_by_invoice_due_date_and_paginated(
+    system: System, clean_db: asyncpg.Connection
+) -> None:
+    orders = await system.client("orders")
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    big = await enter(orders, order_body("big"))  # 3000.00
+    other = await enter(orders, order_body("other", quantity="3"))  # 4500.00
+    await enter(orders, order_body("unapproved"))
+    for order in (big, other):
+        await decide(orders, order["id"], MANAGER)
+        await decide(orders, order["id"], FINANCE)
+    for number, amount, days in (("INV-A", "1000.00", -100), ("INV-B", "1000.00", -45), ("INV-C", "500.00", 10)):
+        due = (today + timedelta(days=days)).isoformat()
+        invoice = {"number": number, "amount": amount, "due_date": due}
+        response = await orders.post(f"/v1/orders/{big['id']}/invoices", json=invoice, headers=FINANCE)
+        assert response.status_code == 201, response.text
+    # Settles INV-A and 200.00 of INV-B: payments go to the earliest due invoices first.
+    await orders.post(f"/v1/orders/{big['id']}/payments", json={"amount": "1200.00"}, headers=FINANCE)
+    no_due_date = {"order_number": other["number"], "invoice_number": "INV-D", "amount": "4500.00"}
+    assert (await erp(orders, "invoices", no_due_date)).status_code == 200
+
+    url = "/v1/order-reports/receivables"
+    first = await orders.get(url, params={"limit": 1}, headers=FINANCE)
+    assert first.status_code == 200, first.text
+    [largest] = first.json()["items"]
+    assert (largest["customer_id"], largest["outstanding"], largest["not_due"]) == ("other", "4500.00", "4500.00")
+    assert 'rel="next"' in first.headers["Link"]
+    second = (await orders.get(url, params={"limit": 1, "cursor": first.json()["next_cursor"]}, headers=FINANCE)).json()
+    assert second["next_cursor"] is None
+    assert second["items"] == [
+        {
+            "customer_id": "big",
+            "currency": "CNY",
+            "outstanding": "1800.00",
+            "invoiced": "1300.00",
+            "not_due": "500.00",
+            "days_1_30": "0.00",
+            "days_31_60": "800.00",
+            "days_61_90": "0.00",
+            "days_over_90": "0.00",
+            "not_invoiced": "500.00",
+        }
+    ]
+    only = (await orders.get(url, params={"customer_id": "big"}, headers=FINANCE)).json()["items"]
+    assert [r["customer_id"] for r in only] == ["big"]
+    assert (await orders.get(url, params={"cursor": "made-up"}, headers=FINANCE)).status_code == 400
+    assert (await orders.get(url, headers=MANAGER)).status_code == 403
 
 
 async def test_remembered_webhook_ids_expire_after_the_retention(system: System, clean_db: asyncpg.Connection) -> None:

@@ -25,7 +25,6 @@ from services.orders.api.schemas import (
     PaymentIn,
     Reason,
     Receivable,
-    Receivables,
     ShipmentCreate,
     ShipmentShip,
 )
@@ -384,22 +383,34 @@ async def on_time_delivery(principal: Analyst, uow: Uow, since: Since = None, un
     )
 
 
-@reports_router.get("/receivables", response_model=Receivables, responses=problem_responses(400, 401, 403))
-async def receivables(principal: Finance, uow: Uow, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Receivables:
-    """Outstanding receivables by customer (largest first) and age since delivery: 0-30, 31-60, 61-90, 90+ days."""
-    rows = await handlers.receivables(uow, limit)
-    zero = Decimal(0)
-    return Receivables(
-        items=[
-            Receivable(
-                customer_id=r.customer_id,
-                currency=r.currency,
-                outstanding=r.outstanding,
-                days_0_30=r.d0_30 or zero,
-                days_31_60=r.d31_60 or zero,
-                days_61_90=r.d61_90 or zero,
-                days_over_90=r.d90_plus or zero,
-            )
-            for r in rows
-        ]
-    )
+@reports_router.get("/receivables", response_model=Page[Receivable], responses=problem_responses(400, 401, 403))
+async def receivables(
+    request: Request,
+    response: Response,
+    principal: Finance,
+    uow: Uow,
+    page: Annotated[PageParams, Depends(page_params)],
+    customer_id: Annotated[SafeStr | None, Query(min_length=1, max_length=100, description="This customer")] = None,
+) -> Page[Receivable]:
+    """Outstanding receivables by customer and currency, largest first: what approved orders still owe.
+
+    The invoiced part is aged by each invoice's due date (an invoice without one is due when
+    issued), in days past due in the business time zone: not yet due, 1-30, 31-60, 61-90, over 90.
+    Payments settle the earliest-due invoices first. `not_invoiced` is owed but not invoiced yet."""
+    rows, next_cursor = await handlers.receivables(uow, page, customer_id=customer_id)
+    items = [
+        Receivable(
+            customer_id=r.customer_id,
+            currency=r.currency,
+            outstanding=r.outstanding,
+            invoiced=r.invoiced_open,
+            not_due=r.not_due,
+            days_1_30=r.d1_30,
+            days_31_60=r.d31_60,
+            days_61_90=r.d61_90,
+            days_over_90=r.d90_plus,
+            not_invoiced=r.not_invoiced,
+        )
+        for r in rows
+    ]
+    return paginated(request, response, items, next_cursor)

@@ -375,12 +375,11 @@ class OnTimeDelivery(ApiResponse):
 class Receivable(ApiResponse):
     customer_id: str
     currency: str
-    outstanding: Money
-    days_0_30: Money
+    outstanding: Money = Field(description="invoiced + not_invoiced: unpaid on approved, unclosed orders")
+    invoiced: Money = Field(description="Invoiced and unpaid: not_due + the days-past-due columns")
+    not_due: Money
+    days_1_30: Money
     days_31_60: Money
     days_61_90: Money
     days_over_90: Money
-
-
-class Receivables(ApiResponse):
-    items: list[Receivable]
+    not_invoiced: Money
