@@ -34,13 +34,13 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-install: ## OS packages (postgresql, rabbitmq-server) if missing, and .venv from requirements.lock
+install: ## OS packages (postgresql, rabbitmq-server, nginx) if missing, and .venv from requirements.lock
 	$(INFRA) install
 
 venv:
 	$(INFRA) venv
 
-run: install ## start PostgreSQL, RabbitMQ, migrations, every API and worker (Ctrl-C stops all)
+run: install ## start PostgreSQL, RabbitMQ, migrations, every API and worker, the gateway (Ctrl-C stops all)
 	$(INFRA) start
 	$(PY) scripts/run_all.py
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # PostgreSQL and RabbitMQ owned by this checkout (DESIGN.md §6 and §8).
 #
-#   scripts/infra.sh install          OS packages (when missing) + .venv from requirements.lock
+#   scripts/infra.sh install          OS packages (when missing: postgresql, rabbitmq-server, nginx)
+#                                     + .venv from requirements.lock
 #   scripts/infra.sh venv             only the .venv part of install
 #   scripts/infra.sh start|stop       both servers (idempotent; recovers after a crash)
 #   scripts/infra.sh rabbitmq-start|rabbitmq-stop   only the broker (tests restart it mid-stream)
@@ -194,6 +195,8 @@ install_packages() {
     local need=()
     [[ -n "$(pg_bindir)" ]] || need+=(postgresql)
     [[ -n "$(rmq_bindir)" ]] || need+=(rabbitmq-server)
+    # The gateway (deploy/gateway): run by `make run` unprivileged, with its files under $RUN_DIR.
+    command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
     # The tests check the API docs render offline in a real headless browser.
     if [[ "${SALESLINE_TEST_TOOLS:-0}" == 1 ]]; then
         command -v chromium >/dev/null || need+=(chromium)
@@ -206,6 +209,7 @@ install_packages() {
     fi
     [[ -n "$(pg_bindir)" ]] || die "PostgreSQL binaries not found after install"
     [[ -n "$(rmq_bindir)" ]] || die "RabbitMQ scripts not found after install"
+    command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || die "nginx not found after install"
 }
 
 install_venv() {

@@ -5,14 +5,17 @@
 2. Runs the migrations (`python -m shared.migrate`) and stops if they fail.
 3. Starts, for every service, its API (uvicorn, `create_app` factory) and its worker
    (`python -m services.<name>.worker`), each in its own session with its log in
-   `$RUN_DIR/logs/<name>-api.log` / `<name>-worker.log` (the previous run's log is kept as `.1`).
+   `$RUN_DIR/logs/<name>-api.log` / `<name>-worker.log` (the previous run's log is kept as `.1`),
+   and the nginx gateway in front of them (`python -m deploy.gateway run`, files in
+   `$RUN_DIR/gateway`).
 4. Waits until every API answers 200 on `/readyz`, then prints the URLs.
 5. Restarts any child that dies (exponential backoff, 1 s up to 30 s).
 6. On Ctrl-C / SIGTERM / SIGHUP: SIGTERM to every child, SIGKILL after 10 s, then
    `scripts/infra.sh stop`. A second Ctrl-C kills at once.
 
 Environment:
-    SALESLINE_<NAME>_PORT   API port per service (e.g. SALESLINE_SERVICE_DESK_PORT=8004)
+    SALESLINE_<NAME>_PORT   API port per service (e.g. SALESLINE_SERVICE_DESK_PORT=8004);
+                            SALESLINE_GATEWAY_PORT for the nginx gateway (default 8000)
     SALESLINE_API_WORKERS   uvicorn --workers per API (default 1)
     REPLICAS                N copies of every API (ports port + 100*i) and worker (default 1)
     SALESLINE_SERVICES      comma-separated subset to run (default: all)
@@ -33,6 +36,7 @@ import contextlib
 import ctypes
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,7 +49,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# (name, default API port). DESIGN.md §6; the gateway is started only once it exists.
+# (name, default API port). DESIGN.md §6; the gateway is nginx (deploy/gateway), when installed.
 SERVICES = [
     ("leads", 8001),
     ("contracts", 8002),
@@ -272,6 +276,17 @@ class Supervisor:
                     c.proc.wait(timeout=5)
 
 
+def gateway_children(python: Path, env: dict[str, str], logs: Path, replicas: int) -> list[Child]:
+    """nginx in front of every API replica (deploy/gateway renders its config from the routers)."""
+    if not (shutil.which("nginx") or os.access("/usr/sbin/nginx", os.X_OK)):
+        say("nginx not installed (`make install`): running without the gateway")
+        return []
+    port = env_int("SALESLINE_GATEWAY_PORT", dict(OPTIONAL_SERVICES)["gateway"])
+    argv = [str(python), "-m", "deploy.gateway", "run", "--dir", str(logs.parent / "gateway")]
+    argv += ["--port", str(port), "--replicas", str(replicas)]
+    return [Child("gateway", argv, {**env, "SALESLINE_SERVICE": "gateway"}, logs / "gateway.log", port)]
+
+
 def build_children(env: dict[str, str], logs: Path) -> list[Child]:
     venv = Path(os.environ.get("VENV", ".venv"))
     venv = venv if venv.is_absolute() else ROOT / venv
@@ -294,18 +309,18 @@ def build_children(env: dict[str, str], logs: Path) -> list[Child]:
     children: list[Child] = []
     missing: list[str] = []
     for name, default_port in SERVICES + OPTIONAL_SERVICES:
-        optional = (name, default_port) in OPTIONAL_SERVICES
         if wanted and name not in wanted:
+            continue
+        if name == "gateway":
+            children += gateway_children(python, env, logs, replicas)
             continue
         app = app_tpl.format(name=name)
         worker = worker_tpl.format(name=name)
         has_app = module_exists(app.split(":")[0], search)
         has_worker = module_exists(worker, search)
-        if optional and not (wanted or has_app):
-            continue  # the gateway runs once someone writes it
         if not has_app:
             missing.append(app)
-        if not has_worker and not optional:
+        if not has_worker:
             missing.append(worker)
         port = env_int(f"SALESLINE_{name.upper()}_PORT", default_port)
         for i in range(replicas):
@@ -419,7 +434,9 @@ def main() -> int:
 
         lines = ["Salesline is running. Ctrl-C (or `make stop`) stops everything."]
         for c in children:
-            if c.port is not None:
+            if c.name == "gateway":
+                lines.append(f"  {c.name:<22} http://127.0.0.1:{c.port}/  (ops page; /v1/... to the owning service)")
+            elif c.port is not None:
                 base = f"http://127.0.0.1:{c.port}"
                 lines.append(f"  {c.name:<22} {base}/docs  {base}/redoc  {base}/metrics")
         lines += [

@@ -62,6 +62,8 @@ from shared.metrics import UNMATCHED_ROUTE, HttpMetrics, render_metrics
 log = logging.getLogger("salesline.http")
 
 STATIC_DOCS_PATH = "/static-docs"
+# Only plain path segments: the prefix is written into the docs pages' HTML and JavaScript.
+_FORWARDED_PREFIX_RE = re.compile(r"(/[A-Za-z0-9._-]+)+/?")
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024
 READINESS_TIMEOUT_SECONDS = 2.0
 BROKER_OK_CACHE_SECONDS = 5.0
@@ -420,6 +422,10 @@ def _install_docs(app: FastAPI) -> None:
     app.mount(STATIC_DOCS_PATH, StaticFiles(directory=docs_static_dir()), name="static-docs")
 
     def _prefix(request: Request) -> str:
+        # Behind the gateway the docs live under /services/<name>/ (X-Forwarded-Prefix).
+        forwarded = request.headers.get("x-forwarded-prefix", "")
+        if _FORWARDED_PREFIX_RE.fullmatch(forwarded):
+            return forwarded.rstrip("/")
         return request.scope.get("root_path", "").rstrip("/")
 
     @app.get("/docs", include_in_schema=False)

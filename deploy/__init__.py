@@ -1,0 +1,1 @@
+"""What runs Salesline beyond one process: the gateway, container, compose and Kubernetes files."""

@@ -1,0 +1,142 @@
+"""The gateway: one nginx in front of every service (DESIGN.md §4: resources never collide, so
+routing is by path prefix).
+
+The route map is derived from the services' own routers at render time, so a new router is
+routed without anyone editing a config: ``route_map()`` reads every app's OpenAPI paths and
+gives each service the ``/v1/<resource>`` prefixes it serves. The same map renders
+
+- the local nginx (``python -m deploy.gateway run``, started by ``make run``),
+- the compose gateway's nginx.conf and the Kubernetes Ingress (``python -m deploy.gateway
+  generate``; committed, and a test fails when they are out of date).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from shared.migrate import SERVICES
+
+HERE = Path(__file__).resolve().parent
+# Default API ports on 127.0.0.1 (DESIGN.md §6); `make run` puts replica i on port + 100 * i.
+DEFAULT_PORTS = {"leads": 8001, "contracts": 8002, "orders": 8003, "service_desk": 8004, "webhooks": 8005}
+DEFAULT_GATEWAY_PORT = 8000
+# The services' own limit (shared.http.DEFAULT_MAX_BODY_SIZE) is 1 MiB: refuse bigger bodies early.
+MAX_BODY_SIZE = "1m"
+# What of a service the gateway exposes under /services/<name>/ (the ops page); not /metrics.
+OPS_PATHS = ("docs", "redoc", "openapi.json", "healthz", "readyz")
+_RESOURCE = re.compile(r"^/v1/([a-z0-9-]+)(?:/|$)")
+
+
+class RouteConflictError(RuntimeError):
+    """Two services claim the same /v1/<resource> prefix, or a path is outside /v1/<resource>."""
+
+
+def service_paths(service: str) -> list[str]:
+    """Every path template of a service's app (its OpenAPI paths; the app is built, not started)."""
+    app = importlib.import_module(f"services.{service}.main").create_app()
+    return list(app.openapi()["paths"])
+
+
+def route_map(services: Sequence[str] = SERVICES) -> dict[str, list[str]]:
+    """``{service: ["/v1/<resource>", ...]}`` from the apps' routes; each prefix has one owner."""
+    owners: dict[str, str] = {}
+    for service in services:
+        for path in service_paths(service):
+            if not path.startswith("/v1/"):
+                continue  # ops routes (/healthz, /docs, ...) exist in every service
+            match = _RESOURCE.match(path)
+            if match is None:
+                raise RouteConflictError(f"{service}: {path} is not under /v1/<resource>")
+            prefix = f"/v1/{match[1]}"
+            if owners.setdefault(prefix, service) != service:
+                raise RouteConflictError(f"{prefix} is served by both {owners[prefix]} and {service}")
+    routes: dict[str, list[str]] = {service: [] for service in services}
+    for prefix, service in sorted(owners.items()):
+        routes[service].append(prefix)
+    return routes
+
+
+def owner_of(path: str, routes: Mapping[str, Sequence[str]]) -> str | None:
+    """The service the gateway sends ``path`` to (the same rule as the nginx locations)."""
+    for service, prefixes in routes.items():
+        if any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes):
+            return service
+    return None
+
+
+@dataclass
+class GatewayConfig:
+    """What differs between the local nginx, the compose container and the tests."""
+
+    listen: str
+    upstreams: dict[str, list[str]]  # service -> ["host:port", ...], one per replica
+    routes: dict[str, list[str]]
+    pid_path: str
+    temp_dir: str
+    error_log: str
+    access_log: str
+    html_dir: str
+    worker_processes: str = "1"
+    max_body_size: str = MAX_BODY_SIZE
+    ops_paths: Sequence[str] = field(default=OPS_PATHS)
+
+
+def _templates() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(HERE),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def render_nginx(config: GatewayConfig) -> str:
+    return _templates().get_template("nginx.conf.j2").render(c=config)
+
+
+def render_ops_page(config: GatewayConfig) -> str:
+    env = _templates()
+    env.autoescape = True
+    return env.get_template("ops.html.j2").render(c=config)
+
+
+def local_upstreams(replicas: int, env: Mapping[str, str] = os.environ) -> dict[str, list[str]]:
+    """The APIs `make run` starts: SALESLINE_<NAME>_PORT (or the default), + 100 per replica."""
+    upstreams = {}
+    for service in SERVICES:
+        port = int(env.get(f"SALESLINE_{service.upper()}_PORT") or DEFAULT_PORTS[service])
+        upstreams[service] = [f"127.0.0.1:{port + 100 * i}" for i in range(replicas)]
+    return upstreams
+
+
+def local_config(directory: Path, *, port: int, upstreams: dict[str, list[str]], routes: dict[str, list[str]]):
+    """An nginx that keeps everything (pid, temp files, logs, the ops page) under ``directory``."""
+    return GatewayConfig(
+        listen=f"127.0.0.1:{port}",
+        upstreams=upstreams,
+        routes=routes,
+        pid_path=str(directory / "nginx.pid"),
+        temp_dir=str(directory / "temp"),
+        error_log=str(directory / "logs" / "error.log"),
+        access_log=str(directory / "logs" / "access.log"),
+        html_dir=str(directory / "html"),
+    )
+
+
+def write_local(directory: Path, config: GatewayConfig) -> Path:
+    """Write nginx.conf and the ops page into ``directory``; returns the nginx.conf path."""
+    for sub in ("temp", "logs", "html"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+    (directory / "html" / "index.html").write_text(render_ops_page(config))
+    conf = directory / "nginx.conf"
+    conf.write_text(render_nginx(config))
+    return conf

@@ -1,0 +1,62 @@
+"""``python -m deploy.gateway run``: render the gateway's nginx.conf from the services' routers
+and exec nginx in the foreground (what `make run` starts).
+
+Everything nginx writes (pid, temp files, logs) stays in ``--dir``; it listens on 127.0.0.1
+only. Run as root, nginx runs as ``www-data`` (setpriv), never as root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import shutil
+import sys
+from pathlib import Path
+
+from deploy.gateway import DEFAULT_GATEWAY_PORT, local_config, local_upstreams, route_map, write_local
+
+UNPRIVILEGED_USER = "www-data"
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+    if found is None:
+        sys.exit("gateway: nginx is not installed (`make install` installs it)")
+    return found
+
+
+def drop_privileges_argv(directory: Path) -> list[str]:
+    """As root: run nginx as an unprivileged user that owns ``directory`` (else nothing to add)."""
+    if os.geteuid() != 0:
+        return []
+    user = pwd.getpwnam(UNPRIVILEGED_USER)
+    for path in [directory, *directory.rglob("*")]:
+        os.chown(path, user.pw_uid, user.pw_gid)
+    # setpriv clears the parent-death signal with the uid change: set it again for nginx.
+    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups", "--pdeathsig=TERM", "--"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m deploy.gateway", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="render the config and exec nginx in the foreground")
+    run.add_argument("--dir", type=Path, required=True, help="config, pid, temp files and logs")
+    run.add_argument("--port", type=int, default=int(os.environ.get("SALESLINE_GATEWAY_PORT") or DEFAULT_GATEWAY_PORT))
+    run.add_argument("--replicas", type=int, default=int(os.environ.get("REPLICAS") or 1))
+    run.add_argument("--check", action="store_true", help="only render and test the config (nginx -t)")
+    args = parser.parse_args()
+
+    directory = args.dir.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    config = local_config(directory, port=args.port, upstreams=local_upstreams(args.replicas), routes=route_map())
+    conf = write_local(directory, config)
+    argv = [*drop_privileges_argv(directory), nginx_binary(), "-p", str(directory), "-c", str(conf)]
+    argv += ["-e", config.error_log]
+    argv += ["-t"] if args.check else ["-g", "daemon off;"]
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
+if __name__ == "__main__":
+    main()
