@@ -7,8 +7,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.service_desk.config import get_settings
-from services.service_desk.db import CustomerContracts, SurveyRepository, TicketRepository, WarrantyRepository
+from services.service_desk.db import (
+    CustomerContracts,
+    EscalationRepository,
+    SurveyRepository,
+    TicketRepository,
+    WarrantyRepository,
+)
 from services.service_desk.domain import Survey, Ticket, TicketStatus, Warranty
+from services.service_desk.domain.escalation import Escalation
 from services.service_desk.links import new_survey_link
 from shared.events import ContractSigned, OrderDelivered
 from shared.inbox import Subscription
@@ -110,11 +117,15 @@ async def check_sla(payload: dict[str, Any], uow: UnitOfWork) -> None:
     if clock.breached_at is not None:
         return  # warned and breached already: the other timer of the pair got here first
     settings = get_settings()
-    version = ticket.version
-    ticket.check_sla(kind, settings.calendar(), datetime.now(UTC), warning_fraction=settings.sla_warning_fraction)
-    if ticket.version == version:
+    fired = ticket.check_sla(
+        kind, settings.calendar(), datetime.now(UTC), warning_fraction=settings.sla_warning_fraction
+    )
+    if not fired:
         raise SlaNotDueYet(f"the {kind} target of ticket {ticket.number} is not due yet")
     await tickets.save(ticket)
+    escalations = EscalationRepository(uow)
+    for event in fired:  # the warning to the assignee, the breach to the support lead's queue
+        await escalations.add(Escalation.raised_by(event, id=uuid.uuid4()))
 
 
 SUBSCRIPTIONS = [

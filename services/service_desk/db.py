@@ -43,6 +43,7 @@ from services.service_desk.domain import (
     Warranty,
 )
 from services.service_desk.domain.article import Article, ArticleStatus, ArticleVersion, query_terms
+from services.service_desk.domain.escalation import Escalation, EscalationLevel, EscalationStatus
 from services.service_desk.domain.repair import Part, Repair, RepairStatus
 from services.service_desk.domain.sla import FIRST_RESPONSE, RESOLUTION, SlaClock
 from shared.auth import ADMIN, Principal
@@ -232,6 +233,32 @@ repairs = Table(
     utc_timestamp("updated_at", nullable=False),
     Index("ix_repairs_created_at_id", "created_at", "id"),
     Index("ix_repairs_ticket_id_created_at_id", "ticket_id", "created_at", "id"),
+)
+
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("ticket_id", UUID(as_uuid=True), nullable=False),
+    Column("ticket_number", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("level", Text, nullable=False),
+    Column("escalated_to", Text, nullable=False),
+    Column("priority", Text, nullable=False),
+    Column("group", Text, nullable=False),
+    Column("assignee_id", Text),
+    utc_timestamp("deadline", nullable=False),
+    utc_timestamp("created_at", nullable=False),
+    utc_timestamp("acknowledged_at"),
+    Column("acknowledged_by", Text),
+    Column("note", Text),
+    Index("ix_escalations_created_at_id", "created_at", "id"),
+    # The lead's queue: open breaches, oldest first; an agent's: their tickets' escalations.
+    Index("ix_escalations_status_level_created_at_id", "status", "level", "created_at", "id"),
+    Index("ix_escalations_assignee_id_created_at_id", "assignee_id", "created_at", "id"),
+    Index("ix_escalations_ticket_id_created_at_id", "ticket_id", "created_at", "id"),
 )
 
 # What each customer signed (contract.signed), once per contract: its tier comes from the totals.
@@ -557,6 +584,49 @@ class CustomerContracts:
             .group_by(customer_contracts.c.currency)
         )
         return {row[0]: row[1] for row in await self.uow.execute(query)}
+
+
+class EscalationRepository(Repository[Escalation]):
+    """Leads see every escalation; an agent sees those of the tickets assigned to them."""
+
+    table = escalations
+    noun = "escalation"
+
+    def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
+        if principal is None or principal.roles & {"support_lead", ADMIN}:
+            return true()
+        if "support_agent" in principal.roles:
+            return escalations.c.assignee_id == principal.sub
+        return false()
+
+    def to_row(self, e: Escalation) -> dict[str, Any]:
+        return {
+            **{name: getattr(e, name) for name in ESCALATION_FIELDS},
+            "level": e.level.value,
+            "status": e.status.value,
+        }
+
+    def from_row(self, row: Any) -> Escalation:
+        values = {name: getattr(row, name) for name in ESCALATION_FIELDS}
+        return Escalation(**values, level=EscalationLevel(row.level), status=EscalationStatus(row.status))
+
+
+ESCALATION_FIELDS = (
+    "id",
+    "version",
+    "ticket_id",
+    "ticket_number",
+    "kind",
+    "escalated_to",
+    "priority",
+    "group",
+    "assignee_id",
+    "deadline",
+    "created_at",
+    "acknowledged_at",
+    "acknowledged_by",
+    "note",
+)
 
 
 class AgentRepository(Repository[Agent]):

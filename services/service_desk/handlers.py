@@ -15,6 +15,7 @@ from services.service_desk.db import (
     AgentRepository,
     ArticleRepository,
     CustomerContracts,
+    EscalationRepository,
     RepairRepository,
     SurveyRepository,
     TicketRepository,
@@ -36,6 +37,7 @@ from services.service_desk.domain import (
     choose_agent,
 )
 from services.service_desk.domain.customer import customer_tier
+from services.service_desk.domain.escalation import Escalation
 from services.service_desk.domain.repair import Part, Repair
 from services.service_desk.links import hash_token, new_confirmation_link, new_survey_link, well_formed
 from shared.auth import Principal
@@ -553,3 +555,28 @@ async def get_repair(repair_id: uuid.UUID, principal: Principal, uow: UnitOfWork
 async def list_repairs(principal: Principal, uow: UnitOfWork, page: PageParams, *, ticket_id: uuid.UUID | None):
     async with uow:
         return await RepairRepository(uow).list(principal, page, filters={"ticket_id": ticket_id})
+
+
+# -- escalations --------------------------------------------------------------------------
+
+
+async def list_escalations(principal: Principal, uow: UnitOfWork, page: PageParams, **filters):
+    async with uow:
+        return await EscalationRepository(uow).list(principal, page, filters=filters)
+
+
+async def get_escalation(escalation_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> Escalation:
+    async with uow:
+        return await EscalationRepository(uow).get_visible(escalation_id, principal)
+
+
+async def acknowledge_escalation(
+    escalation_id: uuid.UUID, principal: Principal, uow: UnitOfWork, *, if_match: int | None, note: str | None
+) -> Escalation:
+    async with uow:
+        escalations = EscalationRepository(uow)
+        escalation = await escalations.get_for_change(escalation_id, principal, if_match=if_match)
+        escalation.acknowledge(by=principal.sub, now=datetime.now(UTC), note=note)
+        await escalations.save(escalation)
+        await uow.commit()
+    return escalation

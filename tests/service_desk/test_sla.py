@@ -235,6 +235,40 @@ async def test_a_breach_fires_once_even_when_the_worker_was_down(
     assert all(c["breached_at"] and c["left_seconds"] < 0 for c in shown)
     assert await count(clean_db, "SELECT max(attempts) FROM service_desk.timers") == 0
 
+    # The breaches wait in the support lead's queue until a lead acknowledges them.
+    queue = await api.get("/v1/escalations", params={"status": "open", "level": "breach"}, headers=LEAD)
+    assert queue.status_code == 200, queue.text
+    breaches = queue.json()["items"]
+    assert sorted((e["kind"], e["escalated_to"], e["ticket_number"]) for e in breaches) == [
+        ("first_response", "support_lead", ticket["number"]),
+        ("resolution", "support_lead", ticket["number"]),
+    ]
+    warnings = (await api.get("/v1/escalations", params={"level": "warning"}, headers=LEAD)).json()["items"]
+    assert sorted((e["kind"], e["escalated_to"]) for e in warnings) == [
+        ("first_response", "assignee"),
+        ("resolution", "assignee"),
+    ]
+    paged = await api.get("/v1/escalations", params={"limit": 3}, headers=LEAD)
+    assert len(paged.json()["items"]) == 3 and paged.json()["next_cursor"]
+    assert (await api.get("/v1/escalations", headers=AGENT)).json()["items"] == []  # not their ticket
+    url = f"/v1/escalations/{breaches[0]['id']}"
+    assert (await api.get(url, headers=AGENT)).status_code == 404
+    assert (await api.post(f"{url}/acknowledge", headers=AGENT)).status_code == 403
+    assert (await api.post(f"{url}/acknowledge", headers={**LEAD, "If-Match": '"7"'})).status_code == 412
+    acked = await api.post(f"{url}/acknowledge", json={"note": "called the customer"}, headers=LEAD)
+    assert acked.status_code == 200, acked.text
+    assert (acked.json()["status"], acked.json()["acknowledged_by"], acked.json()["note"]) == (
+        "acknowledged",
+        "lead-1",
+        "called the customer",
+    )
+    again = await api.post(f"{url}/acknowledge", headers=LEAD)
+    assert again.status_code == 409 and again.headers["content-type"].startswith("application/problem+json")
+    still_open = await api.get("/v1/escalations", params={"status": "open", "level": "breach"}, headers=LEAD)
+    assert [e["id"] for e in still_open.json()["items"]] == [breaches[1]["id"]]
+    bad = await api.get("/v1/escalations", params={"status": "closed"}, headers=LEAD)
+    assert bad.status_code == 422
+
 
 async def test_waiting_on_the_customer_pauses_the_resolution_clock(
     system: System, clean_db: asyncpg.Connection, around_the_clock: None
@@ -271,3 +305,9 @@ async def test_waiting_on_the_customer_pauses_the_resolution_clock(
     assert resumed["sla"][0]["met_at"] is None  # the reply is waiting for an answer again
     breached = await wait_until(lambda: _events(clean_db, "ticket.sla_breached.v1"), what="the resolution breach")
     assert [e["kind"] for e in breached] == ["resolution"]
+    # The assignee sees their ticket's warning and breach; the breach is escalated to the lead.
+    mine = (await api.get("/v1/escalations", headers=auth("a1", "support_agent"))).json()["items"]
+    assert sorted((e["level"], e["escalated_to"], e["assignee_id"]) for e in mine) == [
+        ("breach", "support_lead", "a1"),
+        ("warning", "assignee", "a1"),
+    ]

@@ -255,3 +255,26 @@ class RepairRead(ApiResponse):
     accepted_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class EscalationRead(ApiResponse):
+    id: uuid.UUID
+    version: int
+    status: str = Field(description="open or acknowledged")
+    level: str = Field(description="warning (to the assignee) or breach (to the support lead)")
+    escalated_to: str = Field(description="support_lead or assignee")
+    ticket_id: uuid.UUID
+    ticket_number: str
+    kind: str = Field(description="first_response or resolution")
+    priority: str
+    group: str
+    assignee_id: str | None
+    deadline: datetime
+    created_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    note: str | None
+
+
+class EscalationAcknowledge(ApiModel):
+    note: SafeStr | None = Field(None, max_length=2000, description="What the lead did about it")

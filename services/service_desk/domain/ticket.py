@@ -274,17 +274,21 @@ class Ticket(Aggregate):
                 resolution.met_at = None
                 resolution.resume(now)
 
-    def check_sla(self, kind: str, calendar: BusinessCalendar, now: datetime, *, warning_fraction: float) -> None:
-        """Warn, then breach, each at most once per target, if the time used says so by now."""
+    def check_sla(
+        self, kind: str, calendar: BusinessCalendar, now: datetime, *, warning_fraction: float
+    ) -> list[TicketSlaWarned | TicketSlaBreached]:
+        """Warn, then breach, each at most once per target, if the time used says so by now.
+        Returns what fired (nothing if not due yet)."""
+        fired: list[TicketSlaWarned | TicketSlaBreached] = []
         clock = self.sla.get(kind)
         if clock is None or not clock.running:
-            return
+            return fired
         used = clock.used(calendar, now).total_seconds()
         deadline = clock.deadline(calendar)
         assert deadline is not None
         if clock.warned_at is None and used >= clock.target_seconds * warning_fraction:
             clock.warned_at = now
-            self.record(
+            fired.append(
                 TicketSlaWarned(
                     ticket_id=self.id,
                     ticket_number=self.number,
@@ -298,7 +302,7 @@ class Ticket(Aggregate):
             )
         if clock.breached_at is None and used >= clock.target_seconds:
             clock.breached_at = now
-            self.record(
+            fired.append(
                 TicketSlaBreached(
                     ticket_id=self.id,
                     ticket_number=self.number,
@@ -311,3 +315,6 @@ class Ticket(Aggregate):
                     breached_at=now,
                 )
             )
+        for event in fired:
+            self.record(event)
+        return fired
