@@ -19,7 +19,9 @@ is 1 only when a benchmark could not run (or lost or duplicated events, or had f
 4. webhooks: deliveries/s to a local receiver and event published → webhook received, vs the
    same receiver hit by a bare POST loop and one bare broker hop (``benchmarks/webhooks.py``);
 5. order delivered → survey listed by the service desk API, vs one bare broker hop
-   (``benchmarks/delivery_to_survey.py``).
+   (``benchmarks/delivery_to_survey.py``);
+6. order approvals per second through ``POST /v1/orders/{id}/approve`` (sales manager, then
+   finance) vs a bare FastAPI + asyncpg ``UPDATE`` (``benchmarks/approvals.py``).
 
 ``--quick`` is a smoke run of about a minute (short windows); the full run takes a few minutes.
 """
@@ -46,6 +48,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "3": ("benchmarks.http_write", "HTTP write path"),
     "4": ("benchmarks.webhooks", "webhooks: published → received"),
     "5": ("benchmarks.delivery_to_survey", "order delivered → survey created"),
+    "6": ("benchmarks.approvals", "order approvals per second"),
 }
 
 

@@ -2,7 +2,8 @@
 
 ``uvicorn --factory benchmarks.bare_app:create_app``; ``BENCH_BARE_DSN`` names the database
 (the benchmark creates the ``bench.things`` table). No auth, no validation beyond JSON, no
-unit of work, no outbox: what the contracts write path is compared against.
+unit of work, no outbox: what the contracts write path (benchmark 3) and order approvals
+(benchmark 6, ``POST /v1/things/{id}/approve``: one ``UPDATE``) are compared against.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from fastapi import Body, FastAPI, Request
+from fastapi import Body, FastAPI, HTTPException, Request
 
 CREATE_TABLE = """
     CREATE SCHEMA IF NOT EXISTS bench;
@@ -45,6 +46,17 @@ def create_app() -> FastAPI:
         await request.app.state.pool.execute(
             "INSERT INTO bench.things (id, body) VALUES ($1, $2::jsonb)", thing_id, json.dumps(body)
         )
+        return {"id": str(thing_id)}
+
+    @app.post("/v1/things/{thing_id}/approve")
+    async def approve_thing(request: Request, thing_id: uuid.UUID) -> dict[str, str]:
+        approved = await request.app.state.pool.fetchval(
+            "UPDATE bench.things SET body = body || jsonb_build_object('approvals', "
+            "coalesce((body->>'approvals')::int, 0) + 1) WHERE id = $1 RETURNING id",
+            thing_id,
+        )
+        if approved is None:
+            raise HTTPException(404)
         return {"id": str(thing_id)}
 
     @app.get("/healthz")

@@ -20,6 +20,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from benchmarks.bare_app import CREATE_TABLE
@@ -65,36 +66,45 @@ async def generate_load(port: int, method: str, path: str, body: bytes, options:
     warmup, window, keyed = options["warmup"], options["window"], options["idempotency_keys"]
     host = f"127.0.0.1:{port}"
     head = request_head(method, path, host, options["headers"], body)
-    latencies: list[float] = []
-    failures: dict[str, int] = {}
-    begin = time.monotonic() + warmup
-    end = begin + window
+    tally = Tally(warmup, window)
 
     async def client_loop() -> None:
         client = Http11Client("127.0.0.1", port)
         try:
-            while (started := time.monotonic()) < end:
+            while time.monotonic() < tally.end:
                 if keyed:
                     headers = {**options["headers"], "Idempotency-Key": uuid.uuid4().hex}
                     head_now = request_head(method, path, host, headers, body)
                 else:
                     head_now = head
-                try:
-                    status, _ = await client.request(head_now, body)
-                    outcome = None if status < 400 else f"HTTP {status}"
-                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                    outcome = type(exc).__name__
-                finished = time.monotonic()
-                if started >= begin and finished <= end:
-                    if outcome is None:
-                        latencies.append(finished - started)
-                    else:
-                        failures[outcome] = failures.get(outcome, 0) + 1
+                tally.add(*await timed(client, head_now, body))
         finally:
             client.close()
 
     await asyncio.gather(*(client_loop() for _ in range(CONCURRENCY)))
-    results.put({"requests_per_s": len(latencies) / window, "failures": failures, **latency_summary(latencies)})
+    results.put(tally.summary("requests_per_s"))
+
+
+class Tally:
+    """What a load generator's requests did within the window (from now + warm-up)."""
+
+    def __init__(self, warmup: float, window: float) -> None:
+        self.begin = time.monotonic() + warmup
+        self.end = self.begin + window
+        self.window = window
+        self.latencies: list[float] = []
+        self.failures: dict[str, int] = {}
+
+    def add(self, outcome: str | None, started: float, finished: float) -> None:
+        if started >= self.begin and finished <= self.end:
+            if outcome is None:
+                self.latencies.append(finished - started)
+            else:
+                self.failures[outcome] = self.failures.get(outcome, 0) + 1
+
+    def summary(self, rate_name: str) -> dict[str, Any]:
+        rate = len(self.latencies) / self.window
+        return {rate_name: rate, "failures": self.failures, **latency_summary(self.latencies)}
 
 
 async def load(
@@ -116,8 +126,16 @@ async def load(
         "window": window,
         "idempotency_keys": idempotency_keys,
     }
+    return await from_generator(server, generate_load, (server.port, method, path, body, options), warmup, window)
+
+
+async def from_generator(
+    server: Server, generator_fn: Callable[..., Coroutine[Any, Any, None]], args: tuple, warmup: float, window: float
+) -> dict[str, Any]:
+    """Run ``generator_fn(*args, results)`` in its own process against ``server``; what it reported
+    (one dict on ``results``) and the CPU the window took."""
     results = MP.Queue()
-    generator = spawn(generate_load, server.port, method, path, body, options, results, name="load-generator")
+    generator = spawn(generator_fn, *args, results, name="load-generator")
     await asyncio.sleep(warmup)
     meter = CpuMeter({"load generator": generator.pid, server.name: server.pid})
     meter.start()
@@ -127,6 +145,17 @@ async def load(
     await join(generator)
     server.check_alive()
     return {**outcome, "cpu_cores": cores}
+
+
+async def timed(client: Http11Client, head: bytes, body: bytes = b"") -> tuple[str | None, float, float]:
+    """One request: None or what went wrong (``HTTP 4xx/5xx`` or the exception), its start and end."""
+    started = time.monotonic()
+    try:
+        status, _ = await client.request(head, body)
+        outcome = None if status < 400 else f"HTTP {status}"
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        outcome = type(exc).__name__
+    return outcome, started, time.monotonic()
 
 
 async def run(quick: bool) -> Report:
