@@ -4,9 +4,11 @@ from pathlib import Path
 from pydantic import field_validator
 
 from services.leads.domain import GradingRules
+from services.leads.domain.quote import PriceRules
 from shared.config import ServiceSettings
 
 DEFAULT_GRADING_RULES = Path(__file__).resolve().parent / "grading_rules.json"
+DEFAULT_PRICE_RULES = Path(__file__).resolve().parent / "price_rules.json"
 
 
 class LeadsSettings(ServiceSettings):
@@ -15,6 +17,8 @@ class LeadsSettings(ServiceSettings):
     phone_region: str = "CN"
     # The A/B/C grading rules (a versioned JSON file, see services/leads/domain/grading.py).
     grading_rules_path: Path = DEFAULT_GRADING_RULES
+    # Tiered volume discounts for quotes (a versioned JSON file, see services/leads/domain/quote.py).
+    price_rules_path: Path = DEFAULT_PRICE_RULES
 
     @field_validator("phone_region")
     @classmethod
@@ -31,6 +35,17 @@ class LeadsSettings(ServiceSettings):
     def _valid_rules(cls, value: Path) -> Path:
         load_grading_rules(value)  # refuse to start with rules that do not parse
         return value
+
+    @field_validator("price_rules_path")
+    @classmethod
+    def _valid_price_rules(cls, value: Path) -> Path:
+        load_price_rules(value)  # refuse to start with rules that do not parse
+        return value
+
+
+@lru_cache
+def load_price_rules(path: Path) -> PriceRules:
+    return PriceRules.load(path)
 
 
 @lru_cache

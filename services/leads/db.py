@@ -15,15 +15,17 @@ from sqlalchemy import (
     Integer,
     Numeric,
     PrimaryKeyConstraint,
+    Sequence,
     Table,
     Text,
     func,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.leads.domain import (
@@ -41,11 +43,13 @@ from services.leads.domain import (
 from services.leads.domain.account import AccountTier
 from services.leads.domain.conversion import Contact
 from services.leads.domain.opportunity import Opportunity, Stage
+from services.leads.domain.quote import Quote, QuoteLine, QuoteStatus
 from services.leads.sales_scope import sales_scope
 from shared.auth import Principal
 from shared.db import service_metadata, utc_timestamp
+from shared.numbers import next_document_number
 from shared.pagination import fetch_page
-from shared.repository import Repository
+from shared.repository import Repository, json_codec
 from shared.scope import owner_filter, sees_everything
 
 metadata, platform_tables = service_metadata("leads")
@@ -607,3 +611,100 @@ class OpportunityRepository(Repository[Opportunity]):
         opportunity = Opportunity(**values)
         self._loaded_stage_entered[opportunity.id] = opportunity.stage_entered_at
         return opportunity
+
+
+# -- quotes -----------------------------------------------------------------------------------
+
+quote_number_seq = Sequence("quote_number_seq", metadata=metadata)
+
+quotes = Table(
+    "quotes",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("number", Text, nullable=False, unique=True),
+    Column("opportunity_id", UUID(as_uuid=True), nullable=False),
+    Column("account_id", UUID(as_uuid=True), nullable=False),
+    Column("owner_id", Text, nullable=False),
+    Column("team", Text),
+    Column("region", Text),
+    Column("status", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("lines", JSONB, nullable=False),
+    Column("extra_discount_pct", Numeric(5, 2), nullable=False),
+    Column("subtotal_amount", Numeric(14, 2), nullable=False),
+    Column("total_amount", Numeric(14, 2), nullable=False),
+    Column("valid_until", Date, nullable=False),
+    Column("price_rules_version", Integer, nullable=False),
+    Column("discount_policy_version", Text, nullable=False),
+    Column("payment_terms", Text),
+    Column("delivery_address", Text),
+    Column("created_by", Text, nullable=False),
+    utc_timestamp("created_at", nullable=False),
+    Column("accepted_by", Text),
+    utc_timestamp("accepted_at"),
+    Index("ix_quotes_opportunity_id_created_at_id", "opportunity_id", "created_at", "id"),
+    Index("ix_quotes_created_at_id", "created_at", "id"),
+    Index("ix_quotes_owner_id_created_at_id", "owner_id", "created_at", "id"),
+    Index("ix_quotes_team_created_at_id", "team", "created_at", "id"),
+    Index("ix_quotes_region_created_at_id", "region", "created_at", "id"),
+    # At most one accepted quote per opportunity (the one it is won on).
+    Index(
+        "uq_quotes_opportunity_id_accepted",
+        "opportunity_id",
+        unique=True,
+        postgresql_where=text("status = 'accepted'"),
+    ),
+)
+
+QUOTE_LINES = json_codec(list[QuoteLine])
+
+
+class QuoteRepository(Repository[Quote]):
+    table = quotes
+    noun = "quote"
+
+    def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
+        return sales_scope(principal, owner=quotes.c.owner_id, team=quotes.c.team, region=quotes.c.region)
+
+    async def next_number(self, now: datetime) -> str:
+        return await next_document_number(self.uow, quote_number_seq, "QT", now)
+
+    async def accepted_for(self, opportunity_id: uuid.UUID) -> Quote | None:
+        query = select(quotes).where(quotes.c.opportunity_id == opportunity_id, quotes.c.status == "accepted")
+        row = (await self.uow.execute(query)).first()
+        return None if row is None else self.from_row(row)
+
+    def to_row(self, q: Quote) -> dict[str, Any]:
+        return {
+            "id": q.id,
+            "version": q.version,
+            "number": q.number,
+            "opportunity_id": q.opportunity_id,
+            "account_id": q.account_id,
+            "owner_id": q.owner_id,
+            "team": q.team,
+            "region": q.region,
+            "status": q.status.value,
+            "currency": q.currency,
+            "lines": QUOTE_LINES.dump_python(list(q.lines), mode="json"),
+            "extra_discount_pct": q.extra_discount_pct,
+            "subtotal_amount": q.subtotal_amount,
+            "total_amount": q.total_amount,
+            "valid_until": q.valid_until,
+            "price_rules_version": q.price_rules_version,
+            "discount_policy_version": q.discount_policy_version,
+            "payment_terms": q.payment_terms,
+            "delivery_address": q.delivery_address,
+            "created_by": q.created_by,
+            "created_at": q.created_at,
+            "accepted_by": q.accepted_by,
+            "accepted_at": q.accepted_at,
+        }
+
+    def from_row(self, row: Any) -> Quote:
+        values = dict(row._mapping)
+        del values["subtotal_amount"], values["total_amount"]  # computed from the lines
+        values["lines"] = tuple(QUOTE_LINES.validate_python(values["lines"]))
+        values["status"] = QuoteStatus(values["status"])
+        return Quote(**values)

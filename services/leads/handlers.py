@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from services.leads.db import (
@@ -15,6 +15,7 @@ from services.leads.db import (
     LeadRepository,
     OpportunityRepository,
     OwnershipConflicts,
+    QuoteRepository,
 )
 from services.leads.domain import (
     Account,
@@ -31,9 +32,11 @@ from services.leads.domain.account import AccountClassification, AccountTier
 from services.leads.domain.conversion import Contact, ConversionRequest, convert
 from services.leads.domain.matching import normalize_email, normalize_phone
 from services.leads.domain.opportunity import Opportunity, Stage
+from services.leads.domain.quote import LineInput, PriceRules, Quote
 from shared.auth import Principal
-from shared.domain import NotFound, PreconditionFailed
+from shared.domain import InvalidTransition, NotFound, PreconditionFailed
 from shared.pagination import PageParams
+from shared.policies import discount_authority
 from shared.scope import sees_everything
 from shared.timers import cancel_timer, schedule_timer
 from shared.uow import UnitOfWork
@@ -429,11 +432,90 @@ async def _win(uow: UnitOfWork, opportunity: Opportunity, *, by: str, now: datet
     if account is None:
         raise RuntimeError(f"opportunity {opportunity.id} has no account")
     contact = await Contacts(uow).get(opportunity.contact_id) if opportunity.contact_id else None
+    quote = await QuoteRepository(uow).accepted_for(opportunity.id)
     opportunity.win(
-        None,  # quotes come next
+        quote.winning() if quote else None,
         customer_id=account.customer_id,
         customer_name=account.name,
         contact=contact.info if contact else None,
         by=by,
         now=now,
     )
+
+
+# -- quotes -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DraftQuote:
+    lines: list[LineInput]
+    valid_until: date
+    extra_discount_pct: Decimal = Decimal(0)
+    currency: str | None = None
+    payment_terms: str | None = None
+    delivery_address: str | None = None
+
+
+async def draft_quote(
+    opportunity_id: uuid.UUID, cmd: DraftQuote, principal: Principal, uow: UnitOfWork, *, rules: PriceRules
+) -> Quote:
+    """A quote on an open opportunity, priced by the current price rules; the extra discount
+    must be within the author's authority (shared discount authority policy)."""
+    now = datetime.now(UTC)
+    async with uow:
+        opportunity = await OpportunityRepository(uow).get_visible(opportunity_id, principal)
+        opportunity.require_open("quote it")
+        repository = QuoteRepository(uow)
+        quote = Quote.draft(
+            cmd.lines,
+            rules=rules,
+            policy=discount_authority(),
+            author_roles=principal.roles,
+            extra_discount_pct=cmd.extra_discount_pct,
+            today=now.date(),
+            id=uuid.uuid4(),
+            number=await repository.next_number(now),
+            opportunity_id=opportunity.id,
+            account_id=opportunity.account_id,
+            owner_id=opportunity.owner_id,
+            team=opportunity.team,
+            region=opportunity.region,
+            currency=cmd.currency or opportunity.currency,
+            valid_until=cmd.valid_until,
+            payment_terms=cmd.payment_terms,
+            delivery_address=cmd.delivery_address,
+            created_by=principal.sub,
+            created_at=now,
+        )
+        await repository.add(quote)
+        await uow.commit()
+    return quote
+
+
+async def get_quote(quote_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> Quote:
+    async with uow:
+        return await QuoteRepository(uow).get_visible(quote_id, principal)
+
+
+async def list_quotes(
+    principal: Principal, uow: UnitOfWork, page: PageParams, **filters: object
+) -> tuple[list[Quote], str | None]:
+    async with uow:
+        return await QuoteRepository(uow).list(principal, page, filters=filters)
+
+
+async def accept_quote(quote_id: uuid.UUID, principal: Principal, uow: UnitOfWork, *, if_match: int | None) -> Quote:
+    """The customer accepted: ``quote.accepted``. One accepted quote per open opportunity."""
+    now = datetime.now(UTC)
+    async with uow:
+        repository = QuoteRepository(uow)
+        quote = await repository.get_for_change(quote_id, principal, if_match=if_match)
+        # Lock the opportunity: two quotes of it accepted at once must not both pass the check.
+        opportunity = await OpportunityRepository(uow).get_for_change(quote.opportunity_id, None)
+        opportunity.require_open("accept a quote for it")
+        if await repository.accepted_for(opportunity.id) is not None:
+            raise InvalidTransition("another quote of this opportunity is accepted already")
+        quote.accept(by=principal.sub, now=now)
+        await repository.save(quote)
+        await uow.commit()
+    return quote

@@ -52,6 +52,12 @@ def _read(account) -> AccountRead:
 
 def sales_routers() -> list[APIRouter]:
     """Accounts (changes, contacts), conversion, opportunities, quotes, targets, reports."""
-    from services.leads.api import accounts, opportunities
+    from services.leads.api import accounts, opportunities, quotes
 
-    return [accounts.router, opportunities.conversion_router, opportunities.router]
+    return [
+        accounts.router,
+        opportunities.conversion_router,
+        opportunities.router,
+        quotes.opportunity_quotes,
+        quotes.router,
+    ]

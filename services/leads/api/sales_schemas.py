@@ -105,3 +105,59 @@ class OpportunityChange(ApiModel):
 class StageChange(ApiModel):
     stage: Stage
     lost_reason: Reason | None = Field(None, description="Required when the stage is lost")
+
+
+Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Quantity = Annotated[Decimal, Field(gt=0, le=Decimal("1000000000"), max_digits=14, decimal_places=3)]
+
+
+class QuoteLineCreate(ApiModel):
+    sku: Sku
+    name: Name
+    quantity: Quantity
+    unit_price: Money
+
+
+class QuoteCreate(ApiModel):
+    lines: Annotated[list[QuoteLineCreate], Field(min_length=1, max_length=500)]
+    valid_until: date
+    extra_discount_pct: Percent = Field(Decimal(0), description="Limited by your discount authority")
+    currency: CurrencyCode | None = Field(None, description="Defaults to the opportunity's")
+    payment_terms: Name | None = None
+    delivery_address: Reason | None = None
+
+
+class QuoteLineRead(ApiResponse):
+    line_no: int
+    sku: str
+    name: str
+    quantity: Decimal
+    unit_price: Money
+    volume_discount_pct: Percent
+    list_amount: Money
+    amount: Money = Field(description="After the volume discount")
+
+
+class QuoteRead(ApiResponse):
+    id: uuid.UUID
+    version: int
+    number: str
+    opportunity_id: uuid.UUID
+    account_id: uuid.UUID
+    owner_id: str
+    status: str
+    currency: str
+    lines: list[QuoteLineRead]
+    subtotal_amount: Money = Field(description="Sum of the line amounts")
+    extra_discount_pct: Percent
+    discount_amount: Money
+    total_amount: Money
+    valid_until: date
+    price_rules_version: int
+    discount_policy_version: str
+    payment_terms: str | None
+    delivery_address: str | None
+    created_by: str
+    created_at: datetime
+    accepted_by: str | None
+    accepted_at: datetime | None

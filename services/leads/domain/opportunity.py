@@ -66,6 +66,8 @@ class WinningQuote:
     subtotal_amount: Decimal
     discount_pct: Decimal
     total_amount: Decimal
+    payment_terms: str | None = None
+    delivery_address: str | None = None
 
 
 @dataclass(eq=False)
@@ -98,7 +100,7 @@ class Opportunity(Aggregate):
     def weighted_value(self) -> Decimal:
         return money(self.amount * self.probability / HUNDRED)
 
-    def _require_open(self, action: str) -> None:
+    def require_open(self, action: str) -> None:
         if not self.stage.is_open:
             raise InvalidTransition(f"cannot {action}: the opportunity is {self.stage.value}")
 
@@ -111,7 +113,7 @@ class Opportunity(Aggregate):
         probability: Decimal | None = None,
         expected_close_date: date | None = None,
     ) -> None:
-        self._require_open("change it")
+        self.require_open("change it")
         if probability is not None and not (0 <= probability <= 100):
             raise DomainError("probability is a percentage between 0 and 100")
         if amount is not None and self.accepted_quote_id is not None:
@@ -126,7 +128,7 @@ class Opportunity(Aggregate):
 
     def move_to(self, stage: Stage, *, by: str, now: datetime) -> None:
         """Forward one stage, or back to an earlier open stage."""
-        self._require_open("change its stage")
+        self.require_open("change its stage")
         if stage in (Stage.WON, Stage.LOST):
             raise InvalidTransition(f"use the {stage.value} action to close an opportunity")
         current, target = OPEN_STAGES.index(self.stage), OPEN_STAGES.index(stage)
@@ -156,7 +158,7 @@ class Opportunity(Aggregate):
         )
 
     def lose(self, reason: str, *, by: str, now: datetime) -> None:
-        self._require_open("lose it")
+        self.require_open("lose it")
         if not reason.strip():
             raise DomainError("a lost opportunity needs a reason")
         previous = self.stage
@@ -187,7 +189,7 @@ class Opportunity(Aggregate):
         now: datetime,
     ) -> None:
         """Won on the accepted quote: ``opportunity.won`` carries everything contract drafting needs."""
-        self._require_open("win it")
+        self.require_open("win it")
         if self.stage is not Stage.NEGOTIATION:
             raise InvalidTransition(f"an opportunity is won from negotiation, not from {self.stage.value}")
         if quote is None:
@@ -210,6 +212,8 @@ class Opportunity(Aggregate):
                 subtotal_amount=quote.subtotal_amount,
                 discount_pct=quote.discount_pct,
                 total_amount=quote.total_amount,
+                payment_terms=quote.payment_terms,
+                delivery_address=quote.delivery_address,
                 won_at=now,
             )
         )
