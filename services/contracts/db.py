@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from services.contracts.domain import ApprovalStep, Contract, ContractLine, ContractStatus, Review
 from services.contracts.domain.document import Document
-from services.contracts.domain.signing import Party, Signatory, SigningLink
+from services.contracts.domain.signing import Party, Signatory, Signature, SigningLink
 from shared.db import service_metadata, utc_timestamp
 from shared.events import ContactInfo
 from shared.numbers import next_document_number
@@ -52,6 +52,7 @@ contracts = Table(
     utc_timestamp("sent_for_signature_at"),
     Column("document_version", Integer, nullable=False, server_default=text("0")),
     Column("document_sha256", String(64)),
+    Column("signatures", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Index("ix_contracts_created_at_id", "created_at", "id"),
     Index("ix_contracts_status_created_at_id", "status", "created_at", "id"),
     Index("ix_contracts_owner_id_created_at_id", "owner_id", "created_at", "id"),
@@ -92,6 +93,7 @@ LINES = json_codec(list[ContractLine])
 CONTACT = json_codec(ContactInfo | None)
 REVIEWS = json_codec(list[Review])
 APPROVALS = json_codec(list[ApprovalStep])
+SIGNATURES = json_codec(list[Signature])
 
 
 class ContractRepository(Repository[Contract]):
@@ -131,6 +133,7 @@ class ContractRepository(Repository[Contract]):
             "sent_for_signature_at": contract.sent_for_signature_at,
             "document_version": contract.document_version,
             "document_sha256": contract.document_sha256,
+            "signatures": SIGNATURES.dump_python(contract.signatures, mode="json"),
         }
 
     def from_row(self, row: Any) -> Contract:
@@ -161,6 +164,7 @@ class ContractRepository(Repository[Contract]):
             sent_for_signature_at=row.sent_for_signature_at,
             document_version=row.document_version,
             document_sha256=row.document_sha256,
+            signatures=SIGNATURES.validate_python(row.signatures),
         )
 
 

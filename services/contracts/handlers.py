@@ -18,7 +18,15 @@ from services.contracts.domain import (
     ReviewDecision,
 )
 from services.contracts.domain.document import Document
-from services.contracts.domain.signing import LinkRefused, LinkState, Party, Signatory, SigningLink, hash_token
+from services.contracts.domain.signing import (
+    LinkRefused,
+    LinkState,
+    Party,
+    Signatory,
+    Signature,
+    SigningLink,
+    hash_token,
+)
 from shared.auth import Principal
 from shared.domain import DomainError, InvalidTransition, NotFound
 from shared.events import ContactInfo
@@ -310,17 +318,76 @@ async def revoke_signing_link(
     return revoked
 
 
-async def open_signing_link(
-    token: str, uow: UnitOfWork, *, now: datetime | None = None
-) -> tuple[Contract, SigningLink]:
-    """What the (public) signing page shows for ``token``: refused alike when unknown, used, revoked,
-    expired, or issued for an earlier revision of the document."""
+@dataclass(frozen=True)
+class SigningView:
+    contract: Contract
+    link: SigningLink
+    document: Document
+
+
+async def _usable_link(
+    token: str, contracts: ContractRepository, links: SigningLinkRepository, now: datetime, *, for_change: bool
+) -> SigningView:
+    """The link, its contract (locked first when ``for_change``, in the order every other command
+    locks: contract, then links) and the current document, verified against its SHA-256."""
+    link = await links.by_token_hash(hash_token(token))
+    if link is None:
+        raise LinkRefused("this signing link is not valid: check that it is complete", "unknown")
+    if for_change:
+        contract = await contracts.get_for_change(link.contract_id, None)
+        link = await links.by_token_hash(link.token_hash, for_update=True) or link
+    else:
+        contract = await contracts.get_visible(link.contract_id, None)
+    link.check_usable(now, revision=contract.revision)
+    if contract.status != ContractStatus.OUT_FOR_SIGNATURE:
+        raise LinkRefused("this contract is no longer out for signature", "superseded")
+    document = await DocumentRepository(contracts.uow).get(contract.id, contract.document_version)
+    if document is None:
+        raise NotFound(f"contract {contract.id} has no document to sign")
+    document.verify(contract.document_sha256)
+    return SigningView(contract, link, document)
+
+
+async def open_signing_link(token: str, uow: UnitOfWork, *, now: datetime | None = None) -> SigningView:
+    """What the (public) signing page shows for ``token``: refused when unknown, used, revoked,
+    expired or issued for an earlier revision; a document failing its hash check is never shown."""
     async with uow:
-        link = await SigningLinkRepository(uow).by_token_hash(hash_token(token))
-        if link is None:
-            raise LinkRefused("this signing link is no longer valid: ask the sender for a new one")
-        contract = await ContractRepository(uow).get_visible(link.contract_id, None)
-        if contract.status != ContractStatus.OUT_FOR_SIGNATURE:
-            raise LinkRefused("this signing link is no longer valid: ask the sender for a new one")
-        link.check_usable(now or datetime.now(UTC), revision=contract.revision)
-        return contract, link
+        return await _usable_link(
+            token, ContractRepository(uow), SigningLinkRepository(uow), now or datetime.now(UTC), for_change=False
+        )
+
+
+@dataclass(frozen=True)
+class SignWithLink:
+    token: str
+    typed_name: str
+    confirmed: bool
+    seen_sha256: str | None = None  # the document the signer was shown, if the form says
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+async def sign_with_link(cmd: SignWithLink, uow: UnitOfWork) -> Contract:
+    """A party signs through their link (used up); the last party signs the contract (``contract.signed``)."""
+    async with uow:
+        now = datetime.now(UTC)
+        contracts, links = ContractRepository(uow), SigningLinkRepository(uow)
+        view = await _usable_link(cmd.token, contracts, links, now, for_change=True)
+        contract, link, document = view.contract, view.link, view.document
+        if cmd.seen_sha256 is not None and cmd.seen_sha256 != document.sha256:
+            raise LinkRefused("the document changed after it was shown: reload it before signing", "superseded")
+        signature = Signature.by_link(
+            link,
+            typed_name=cmd.typed_name,
+            confirmed=cmd.confirmed,
+            document_version=document.version,
+            document_sha256=document.sha256,
+            now=now,
+            ip=cmd.ip,
+            user_agent=cmd.user_agent,
+        )
+        contract.sign(signature, document)
+        await links.save(link.used(now, revision=contract.revision))
+        await contracts.save(contract)
+        await uow.commit()
+    return contract

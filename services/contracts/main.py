@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from services.contracts.api import signing_page
 from services.contracts.api.router import router
 from services.contracts.config import ContractsSettings, get_settings
 from services.contracts.db import platform_tables
@@ -17,6 +18,6 @@ def create_app(settings: ContractsSettings | None = None) -> FastAPI:
         description="Drafting, legal review, approval by discount authority, e-signature and archive. "
         "A signed contract enters the order automatically (`contract.signed`).",
         version="0.1.0",
-        routers=[router],
+        routers=[signing_page.router, router],  # the page first: /signing/{token} is not a contract id
         lifespan=api_lifespan(settings, platform_tables),
     )

@@ -106,8 +106,8 @@ async def test_sending_for_signature_issues_one_hashed_link_per_party(
     assert links["customer"]["token"] not in str(event)
     await act(contracts, approved, "send-for-signature", REP, expect=409, etag=sent.headers["ETag"], **SIGNATORIES)
 
-    contract, link = await open_link(links["customer"]["token"])
-    assert (str(contract.id), link.party) == (contract_id, Party.CUSTOMER)
+    view = await open_link(links["customer"]["token"])
+    assert (str(view.contract.id), view.link.party) == (contract_id, Party.CUSTOMER)
     with pytest.raises(LinkRefused):
         await open_link(links["customer"]["token"], now=datetime.now(UTC) + timedelta(hours=49))  # expired
     with pytest.raises(LinkRefused):
@@ -141,7 +141,7 @@ async def test_revoked_links_are_refused_and_a_party_can_get_a_new_one(
     assert reissued.status_code == 201, reissued.text
     fresh = reissued.json()
     assert fresh["signatory_name"] == "Li Lei" and fresh["token"] != customer["token"]
-    _, link = await open_link(fresh["token"])
+    link = (await open_link(fresh["token"])).link
     assert link.id == uuid.UUID(fresh["id"])
     again = await contracts.post(f"/v1/contracts/{contract_id}/signing-links", json={"party": "customer"}, headers=REP)
     with pytest.raises(LinkRefused):  # reissuing revokes the party's active link

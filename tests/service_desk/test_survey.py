@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -25,9 +19,9 @@ from services.service_desk.domain import (
     SurveyLink,
     SurveyStatus,
 )
+from tests.browser import CHROMIUM, free_port, launch, serve_api, tap
 from tests.conftest import ROOT, System, auth, clear_settings_caches, wait_until
 from tests.helpers import count
-from tests.service_desk.browser import CHROMIUM, launch
 from tests.service_desk.events import envelope, order_delivered
 from tests.test_pipeline import publish_raw
 
@@ -154,55 +148,6 @@ async def test_an_expired_link_gets_a_clear_page(system: System, clean_db: async
     assert await count(clean_db, "SELECT count(*) FROM service_desk.surveys WHERE status = 'completed'") == 0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def service_desk_api(port: int) -> Iterator[str]:
-    """The real service desk API under uvicorn, as the customer's phone reaches it."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "services.service_desk.main:create_app", "--port", str(port)],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail("the service desk API did not start")
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-TAP = """(selector) => {
-  const el = document.querySelector(selector);
-  el.scrollIntoView({block: 'center'});
-  const r = el.getBoundingClientRect();
-  return [r.left + r.width / 2, r.top + r.height / 2];
-}"""
-
-
-async def tap(browser, selector: str) -> None:
-    """A real pointer press and release where the element is on screen."""
-    x, y = await browser.evaluate(f"({TAP})({json.dumps(selector)})")
-    for kind in ("mousePressed", "mouseReleased"):
-        await browser.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
-
-
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium is not installed")
 async def test_a_customer_answers_on_a_phone_in_chromium(
     system: System, clean_db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
@@ -216,7 +161,7 @@ async def test_a_customer_answers_on_a_phone_in_chromium(
     link = await wait_until(lambda: survey_link(clean_db), what="survey.sent with its link")
     assert link.startswith(f"http://127.0.0.1:{port}/v1/surveys/answer/")
 
-    with service_desk_api(port):
+    with serve_api("service_desk", port):
         async with launch(phone=True, accept_language="zh-CN,zh") as browser:
             await browser.navigate(link)
             assert await browser.evaluate("document.title") == "满意度调查"

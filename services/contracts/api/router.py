@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from services.contracts import handlers
+from services.contracts.api import signing_page
 from services.contracts.api.schemas import (
     ContractAmend,
     ContractCreate,
@@ -25,6 +26,7 @@ from services.contracts.api.schemas import (
     SentForSignatureRead,
     SigningLinkRead,
 )
+from services.contracts.config import get_settings
 from services.contracts.domain import ClauseComment, ContractLine, ContractStatus, ReviewDecision
 from services.contracts.domain.signing import Party, Signatory, SigningLink
 from shared.api import SafeStr
@@ -330,7 +332,8 @@ def _link(link: SigningLink, now: datetime) -> SigningLinkRead:
 
 
 def _issued(link: SigningLink, token: str) -> IssuedLinkRead:
-    return IssuedLinkRead(**_link(link, datetime.now(UTC)).model_dump(), token=token)
+    url = f"{get_settings().public_base_url.rstrip('/')}{signing_page.PATH}/{token}"
+    return IssuedLinkRead(**_link(link, datetime.now(UTC)).model_dump(), token=token, url=url)
 
 
 def _read(contract) -> ContractRead:

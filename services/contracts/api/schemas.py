@@ -121,6 +121,7 @@ class SigningLinkRead(ApiResponse):
 
 class IssuedLinkRead(SigningLinkRead):
     token: str = Field(description="Shown only in this response: only its SHA-256 is stored")
+    url: str = Field(description="The signing page for this party (holds the token): send it to the signatory")
 
 
 class ClauseCommentRead(ApiResponse):
@@ -170,6 +171,20 @@ class ContactRead(ApiResponse):
     phone: str | None = None
 
 
+class SignatureRead(ApiResponse):
+    """A party's signature: the name typed, from where, and the exact document (version, SHA-256)."""
+
+    party: str
+    link_id: uuid.UUID
+    revision: int
+    signer_name: str
+    signed_at: datetime
+    document_version: int
+    document_sha256: str
+    ip: str | None
+    user_agent: str | None
+
+
 class ContractRead(ApiResponse):
     id: uuid.UUID
     number: str
@@ -200,6 +215,7 @@ class ContractRead(ApiResponse):
     pending_role: str | None = Field(description="Whose approval the contract waits for")
     reviews: list[ReviewRead]
     approvals: list[ApprovalStepRead]
+    signatures: list[SignatureRead] = Field(description="Every signature, of every revision")
 
 
 class SentForSignatureRead(ApiResponse):

@@ -23,7 +23,7 @@ from typing import Any
 
 from services.contracts.domain.approval import ApprovalStep, StepStatus, deciding_level, route
 from services.contracts.domain.document import Document
-from services.contracts.domain.signing import Party, SigningLink
+from services.contracts.domain.signing import Party, Signature, SigningLink
 from shared.domain import Aggregate, DomainError, InvalidTransition
 from shared.events import (
     ContactInfo,
@@ -155,6 +155,7 @@ class Contract(Aggregate):
     sent_for_signature_at: datetime | None = None
     document_version: int = 0  # the current rendered document (0: none yet)
     document_sha256: str | None = None
+    signatures: list[Signature] = field(default_factory=list)
 
     @property
     def subtotal_amount(self) -> Decimal:
@@ -199,39 +200,7 @@ class Contract(Aggregate):
         if self.status != ContractStatus.DRAFT:
             raise InvalidTransition(f"a {self.status} contract cannot be signed")
         self.status = ContractStatus.SIGNED
-        self.signed_at = now
-        self.record(
-            ContractSigned(
-                contract_id=self.id,
-                contract_number=self.number,
-                customer_id=self.customer_id,
-                customer_name=self.customer_name,
-                contact=self.contact,
-                owner_id=self.owner_id,
-                region=self.region,
-                currency=self.currency,
-                lines=tuple(
-                    ContractLineEvent(
-                        line_no=i,
-                        sku=line.sku,
-                        description=line.description,
-                        quantity=line.quantity,
-                        unit_price=line.unit_price,
-                        discount_pct=line.discount_pct,
-                        amount=line.amount,
-                        warranty_months=line.warranty_months,
-                    )
-                    for i, line in enumerate(self.lines, start=1)
-                ),
-                subtotal_amount=self.subtotal_amount,
-                discount_pct=self.discount_pct,
-                total_amount=self.total_amount,
-                payment_terms=self.payment_terms,
-                delivery_address=self.delivery_address,
-                requested_delivery_date=self.requested_delivery_date,
-                signed_at=now,
-            )
-        )
+        self._signed(now)
 
     # -- review and approval --------------------------------------------------------------
 
@@ -535,5 +504,66 @@ class Contract(Aggregate):
                 ),
                 sent_by=by,
                 sent_at=now,
+            )
+        )
+
+    @property
+    def current_signatures(self) -> list[Signature]:
+        return [sig for sig in self.signatures if sig.revision == self.revision]
+
+    def sign(self, signature: Signature, document: Document) -> None:
+        """One party signs the current document; the last party's signature signs the contract
+        (``contract.signed``). The document must be the current version and hash to what was
+        recorded when it was rendered, or nobody signs it."""
+        if self.status != ContractStatus.OUT_FOR_SIGNATURE:
+            raise InvalidTransition(f"a {self.status} contract is not out for signature")
+        if signature.revision != self.revision or document.revision != self.revision:
+            raise DomainError("the signature and the document must be for the current revision")
+        if document.version != self.document_version or signature.document_version != document.version:
+            raise DomainError(f"only the current document (version {self.document_version}) can be signed")
+        document.verify(self.document_sha256)
+        if signature.document_sha256 != document.sha256:
+            raise DomainError("the signature must be over the current document's SHA-256")
+        if any(sig.party == signature.party for sig in self.current_signatures):
+            raise InvalidTransition(f"the {signature.party} has already signed this revision")
+        self.signatures.append(signature)
+        if {sig.party for sig in self.current_signatures} == set(Party):
+            self._move(ContractStatus.SIGNED, "signed")
+            self._signed(signature.signed_at)
+        else:
+            self.version += 1
+
+    def _signed(self, now: datetime) -> None:
+        self.signed_at = now
+        self.record(
+            ContractSigned(
+                contract_id=self.id,
+                contract_number=self.number,
+                customer_id=self.customer_id,
+                customer_name=self.customer_name,
+                contact=self.contact,
+                owner_id=self.owner_id,
+                region=self.region,
+                currency=self.currency,
+                lines=tuple(
+                    ContractLineEvent(
+                        line_no=i,
+                        sku=line.sku,
+                        description=line.description,
+                        quantity=line.quantity,
+                        unit_price=line.unit_price,
+                        discount_pct=line.discount_pct,
+                        amount=line.amount,
+                        warranty_months=line.warranty_months,
+                    )
+                    for i, line in enumerate(self.lines, start=1)
+                ),
+                subtotal_amount=self.subtotal_amount,
+                discount_pct=self.discount_pct,
+                total_amount=self.total_amount,
+                payment_terms=self.payment_terms,
+                delivery_address=self.delivery_address,
+                requested_delivery_date=self.requested_delivery_date,
+                signed_at=now,
             )
         )

@@ -33,10 +33,26 @@ class LinkState(StrEnum):
 
 
 class LinkRefused(DomainError):
-    """The link cannot be used (expired, used, revoked or unknown): one message for all, no oracle."""
+    """The link cannot be used. ``reason`` (used, expired, revoked, superseded, unknown) lets the
+    signing page say why to whoever holds the token; nobody can guess a token to ask."""
 
     status = 410
     title = "Signing link not usable"
+
+    def __init__(self, detail: str, reason: str = "unknown") -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class SignatureRefused(DomainError):
+    """The signer did not type the signatory's name, or did not confirm."""
+
+    status = 422
+    title = "Signature not accepted"
+
+    def __init__(self, detail: str, field: str) -> None:
+        super().__init__(detail)
+        self.field = field
 
 
 def hash_token(token: str) -> str:
@@ -101,8 +117,11 @@ class SigningLink:
 
     def check_usable(self, now: datetime, *, revision: int) -> None:
         """Refuse a used, revoked or expired link, or one issued for another revision of the document."""
-        if self.state(now) != LinkState.ACTIVE or revision != self.revision:
-            raise LinkRefused("this signing link is no longer valid: ask the sender for a new one")
+        state = self.state(now)
+        if state != LinkState.ACTIVE:
+            raise LinkRefused(f"this signing link was {state}: ask the sender for a new one", state.value)
+        if revision != self.revision:
+            raise LinkRefused("the document changed since this link was sent: ask for a new one", "superseded")
 
     def used(self, now: datetime, *, revision: int) -> SigningLink:
         self.check_usable(now, revision=revision)
@@ -112,3 +131,52 @@ class SigningLink:
         if self.state(now) != LinkState.ACTIVE:
             raise DomainError(f"a {self.state(now)} signing link cannot be revoked")
         return replace(self, revoked_at=now, revoked_by=by)
+
+
+def same_name(typed: str, signatory: str) -> bool:
+    """The typed name matches the signatory's, ignoring case and runs of spaces."""
+    return " ".join(typed.split()).casefold() == " ".join(signatory.split()).casefold()
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One party's signature: who typed which name, from where, over which exact document."""
+
+    party: Party
+    link_id: uuid.UUID
+    revision: int
+    signer_name: str
+    signed_at: datetime
+    document_version: int
+    document_sha256: str
+    ip: str | None = None
+    user_agent: str | None = None
+
+    @classmethod
+    def by_link(
+        cls,
+        link: SigningLink,
+        *,
+        typed_name: str,
+        confirmed: bool,
+        document_version: int,
+        document_sha256: str,
+        now: datetime,
+        ip: str | None,
+        user_agent: str | None,
+    ) -> Signature:
+        if not typed_name.strip() or not same_name(typed_name, link.signatory.name):
+            raise SignatureRefused("type your name exactly as it appears on the contract", "name")
+        if not confirmed:
+            raise SignatureRefused("confirm that you have read the contract and agree to sign it", "confirm")
+        return cls(
+            party=link.party,
+            link_id=link.id,
+            revision=link.revision,
+            signer_name=" ".join(typed_name.split()),
+            signed_at=now,
+            document_version=document_version,
+            document_sha256=document_sha256,
+            ip=ip,
+            user_agent=(user_agent or "")[:500] or None,
+        )

@@ -11,41 +11,23 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
 from services.service_desk import handlers
 from services.service_desk.domain import InvalidAnswer, Survey, SurveyAlreadyAnswered, SurveyExpired
 from shared.domain import NotFound
+from shared.pages import PUBLIC, choose_language, html_page, page_templates, parse_form
 from shared.service import get_uow
 from shared.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/surveys/answer", tags=["survey page (customers)"])
-# Public on purpose, and marked so: tests/test_api_safety.py skips only operations saying why.
-PUBLIC = {"x-public": "a customer's page: the secret token in the link is the credential"}
 
-TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+TEMPLATES = page_templates(Path(__file__).resolve().parent.parent / "templates")
 
 # A unit of work is reusable: each `async with` opens a fresh transaction.
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
-LANGUAGES = ("zh", "en")
-SECURITY_HEADERS = {
-    # Nothing but this page's inline styles; the form posts only back here.
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",  # the URL holds the secret token
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-}
-
 TEXT: dict[str, dict[str, str]] = {
     "zh": {
         "html_lang": "zh-CN",
@@ -128,31 +110,8 @@ TEXT: dict[str, dict[str, str]] = {
 }
 
 
-def choose_language(request: Request, explicit: str | None = None) -> str:
-    """``?lang=`` (or the form's ``lang``) wins, else the best ``Accept-Language`` match."""
-    for candidate in (explicit, request.query_params.get("lang")):
-        if candidate:
-            primary = candidate.strip().lower()[:2]
-            if primary in LANGUAGES:
-                return primary
-    ranked: list[tuple[float, int, str]] = []
-    for index, part in enumerate(request.headers.get("accept-language", "").split(",")[:20]):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                quality = 0.0
-        primary = tag.strip().lower()[:2]
-        if primary in LANGUAGES and quality > 0:
-            ranked.append((-quality, index, primary))
-    return min(ranked)[2] if ranked else "zh"
-
-
 def render(template: str, lang: str, status: int, **context: Any) -> HTMLResponse:
-    html = TEMPLATES.get_template(template).render(t=TEXT[lang], lang=lang, **context)
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    return html_page(TEMPLATES, template, status, t=TEXT[lang], lang=lang, **context)
 
 
 def _refusal(exc: Exception, lang: str) -> HTMLResponse:
@@ -194,15 +153,6 @@ async def answer_survey(token: str, request: Request, uow: Uow) -> HTMLResponse:
         survey = await handlers.open_survey(token, uow)
         return _form(survey, lang, 422, errors=[f"error_{exc.field}"], values=form)
     return render("survey_message.html", lang, 200, kind="thanks")
-
-
-def parse_form(body: bytes) -> dict[str, str]:
-    """The browser's urlencoded form; undecodable bytes and NULs can never reach the database."""
-    try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
-    except (UnicodeDecodeError, ValueError):
-        return {}
-    return {key: values[0].replace("\x00", "") for key, values in fields.items() if values}
 
 
 def _score(value: str | None) -> int | None:

@@ -3,23 +3,33 @@
 No Playwright: ``--remote-debugging-port=0`` makes Chromium pick a port and write it to
 ``DevToolsActivePort`` in its profile; we talk CDP JSON over a ``websockets`` connection.
 Every host but 127.0.0.1 is unresolvable, so a page that needs an external asset shows it.
+Shared by the customer pages' tests (survey, contract signing): ``serve_api`` runs a service's
+real API under uvicorn as a phone reaches it, ``tap`` presses where an element is on screen.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
+import os
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import websockets
+
+from tests.conftest import ROOT
 
 CHROMIUM = shutil.which("chromium")
 
@@ -132,3 +142,52 @@ class launch:
                 self._process.kill()
                 await self._process.wait()
         self._profile.cleanup()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_api(service: str, port: int) -> Iterator[str]:
+    """The service's real API under uvicorn on ``port``; yields its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.main:create_app", "--port", str(port)],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                pytest.fail(f"the {service} API did not start")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+TAP = """(selector) => {
+  const el = document.querySelector(selector);
+  el.scrollIntoView({block: 'center'});
+  const r = el.getBoundingClientRect();
+  return [r.left + r.width / 2, r.top + r.height / 2];
+}"""
+
+
+async def tap(browser: Browser, selector: str) -> None:
+    """A real pointer press and release where the element is on screen."""
+    x, y = await browser.evaluate(f"({TAP})({json.dumps(selector)})")
+    for kind in ("mousePressed", "mouseReleased"):
+        await browser.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
