@@ -58,6 +58,9 @@ class ServiceSettings(BaseSettings):
     jwt_audience: str | None = None
     jwt_jwks_url: str | None = None
 
+    # Workers sample their backlog gauges (outbox, timers, queue depths) this often.
+    metrics_sample_seconds: float = 15.0
+
     log_level: str = "INFO"
     # The worker process serves its Prometheus metrics (relay, consumers, timers) here when set.
     worker_metrics_port: int | None = None

@@ -53,6 +53,7 @@ log = logging.getLogger("salesline.inbox")
 CONSUMED = Counter("salesline_events_consumed_total", "Events handled (first delivery)", ["consumer"])
 DUPLICATES = Counter("salesline_events_duplicate_total", "Redelivered events skipped by the inbox", ["consumer"])
 FAILED = Counter("salesline_events_failed_total", "Handler failures sent to retry or dead letter", ["consumer"])
+DEAD_LETTERED = Counter("salesline_events_dead_lettered_total", "Messages moved to the dead-letter queue", ["consumer"])
 
 Handler = Callable[[Any, UnitOfWork], Awaitable[None]]
 
@@ -278,7 +279,8 @@ class ConsumerRunner:
         """Move the message to its next delay queue, or to the dead-letter queue; then ack it."""
         retries = int((message.headers or {}).get(RETRY_HEADER, 0) or 0)
         delays = self.settings.retry_delays_ms
-        if dead_letter or retries >= len(delays):
+        dead_letter = dead_letter or retries >= len(delays)
+        if dead_letter:
             target = dead_letter_queue_name(queue_name)
         else:
             target = retry_queue_name(queue_name, delays[retries])
@@ -302,6 +304,8 @@ class ConsumerRunner:
             log.warning("could not move a failed message to %s; it will be redelivered", target)
             raise
         await _ack(message)
+        if dead_letter:
+            DEAD_LETTERED.labels(queue_name.removeprefix(self.settings.queue_prefix)).inc()
 
 
 async def _ack(message: AbstractIncomingMessage) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import Counter as Tally
 
 import aio_pika
 import asyncpg
@@ -32,7 +33,9 @@ from shared.events.base import CONTENT_TYPE
 
 log = logging.getLogger("salesline.outbox")
 
-PUBLISHED = Counter("salesline_outbox_published_total", "Outbox rows published and confirmed", ["service"])
+# By event type too: e.g. ticket.sla_breached.v1 counts SLA breaches, webhook_subscription.disabled.v1
+# disabled webhook endpoints (the catalog bounds the label's values).
+PUBLISHED = Counter("salesline_outbox_published_total", "Outbox rows published and confirmed", ["service", "type"])
 UNROUTABLE = Counter("salesline_outbox_unroutable_total", "Outbox rows returned unroutable", ["service"])
 
 
@@ -131,6 +134,7 @@ class OutboxRelay:
             return_exceptions=True,
         )
         sent: list[int] = []
+        sent_types: Tally[str] = Tally()
         unroutable: list[int] = []
         first_unroutable: list[str] = []
         broker_error: BaseException | None = None
@@ -143,6 +147,7 @@ class OutboxRelay:
                 broker_error = broker_error or result
             else:
                 sent.append(row.id)
+                sent_types[row.event_type] += 1
         # With rows to release as well, marking and releasing stay one transaction.
         connect = self._relay_engine.begin if unroutable else self._autocommit.connect
         async with connect() as conn:
@@ -151,7 +156,8 @@ class OutboxRelay:
             if unroutable:
                 await conn.execute(self._release_sql, {"ids": unroutable, "error": "unroutable: no queue bound"})
         if sent:
-            PUBLISHED.labels(self.settings.service_name).inc(len(sent))
+            for event_type, n in sent_types.items():
+                PUBLISHED.labels(self.settings.service_name, event_type).inc(n)
         if unroutable:
             UNROUTABLE.labels(self.settings.service_name).inc(len(unroutable))
             if first_unroutable:

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from prometheus_client import start_http_server
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.backlog import BacklogSampler, SqlGauge
 from shared.concurrency import if_match_version
 from shared.config import ServiceSettings
 from shared.db import PlatformTables, create_engine
@@ -80,14 +81,16 @@ async def run_worker(
     subscriptions: Sequence[Subscription] = (),
     timers: Mapping[str, TimerHandler] | None = None,
     stopping: asyncio.Event | None = None,
+    gauges: Sequence[SqlGauge] = (),
 ) -> None:
-    """Run the consumers, the outbox relay and the timer poller until ``stopping`` is set."""
+    """Run the consumers, the outbox relay, the timer poller and the backlog gauges until ``stopping`` is set."""
     stopping = stopping or asyncio.Event()
     runtime = Runtime(settings, create_engine(settings), tables)
     components = [
         OutboxRelay(settings, runtime.engine, tables).run(stopping),
         ConsumerRunner(settings, subscriptions, runtime.uow).run(stopping),
         TimerPoller(settings, timers or {}, runtime.uow).run(stopping),
+        BacklogSampler(settings, runtime.engine, tables, subscriptions, gauges).run(stopping),
         _housekeeping(runtime, stopping),
     ]
     try:

@@ -29,6 +29,7 @@ from shared.uow import UnitOfWork
 log = logging.getLogger("salesline.timers")
 
 FIRED = Counter("salesline_timers_fired_total", "Timers fired", ["service", "kind"])
+FAILED = Counter("salesline_timers_failed_total", "Timer handler failures (retried with back-off)", ["service", "kind"])
 
 TimerHandler = Callable[[dict[str, Any], UnitOfWork], Awaitable[None]]
 
@@ -107,6 +108,7 @@ class TimerPoller:
                     FIRED.labels(self.settings.service_name, row.kind).inc()
                 except Exception as exc:  # noqa: BLE001 - recorded on the row and retried
                     log.warning("timer %s/%s failed: %s", row.kind, row.key, exc)
+                    FAILED.labels(self.settings.service_name, row.kind).inc()
                     failed.append((row.id, f"{type(exc).__name__}: {str(exc)[:500]}"))
             for timer_id, error in failed:
                 await uow.execute(self._backoff_sql, {"id": timer_id, "error": error})

@@ -7,16 +7,31 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from prometheus_client import Gauge
+
 from services.webhooks.clock import Clock
 from services.webhooks.config import WebhooksSettings, get_settings
 from services.webhooks.consumers import SUBSCRIPTIONS, TIMERS, ensure_purge_timer
 from services.webhooks.db import platform_tables
 from services.webhooks.dispatcher import Dispatcher
+from shared.backlog import SqlGauge
 from shared.db import create_engine
 from shared.service import run_worker, worker_process
 from shared.uow import UnitOfWork
 
 log = logging.getLogger("salesline.worker")
+
+# Sampled with the shared backlog gauges (partial index on pending deliveries; few subscriptions).
+GAUGES = [
+    SqlGauge(
+        Gauge("salesline_webhook_deliveries_pending", "Webhook deliveries waiting to be sent or retried"),
+        "SELECT count(*) FROM webhooks.deliveries WHERE status = 'pending'",
+    ),
+    SqlGauge(
+        Gauge("salesline_webhook_subscriptions_disabled", "Webhook subscriptions the service disabled"),
+        "SELECT count(*) FROM webhooks.subscriptions WHERE disabled_at IS NOT NULL AND NOT active",
+    ),
+]
 
 
 async def run_webhooks_worker(
@@ -33,7 +48,9 @@ async def run_webhooks_worker(
             log.warning("could not arm the retention purge timer: %s", exc)
         dispatcher = Dispatcher(settings, engine, platform_tables, clock=clock)
         await asyncio.gather(
-            run_worker(settings, platform_tables, subscriptions=SUBSCRIPTIONS, timers=TIMERS, stopping=stopping),
+            run_worker(
+                settings, platform_tables, subscriptions=SUBSCRIPTIONS, timers=TIMERS, stopping=stopping, gauges=GAUGES
+            ),
             dispatcher.run(stopping),
         )
     finally:
