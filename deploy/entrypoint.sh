@@ -1,7 +1,7 @@
 #!/bin/sh
 # The same commands `make run` uses (scripts/run_all.py), picked by the first argument.
 set -eu
-process=${1:?usage: api|worker SERVICE, or migrate}
+process=${1:?usage: api|worker SERVICE, or migrate [upgrade SERVICE]}
 case "$process" in
   api)
     exec uvicorn --factory "services.${2:?service}.main:create_app" --host 0.0.0.0 --port "${PORT:-8000}" \
@@ -11,7 +11,9 @@ case "$process" in
     exec python -m "services.${2:?service}.worker"
     ;;
   migrate)
-    exec python -m shared.migrate
+    # `migrate` alone: every service; `migrate upgrade orders`: one service (compose, Kubernetes).
+    shift
+    exec python -m shared.migrate "$@"
     ;;
   *)
     echo "unknown process '$process': use api SERVICE, worker SERVICE or migrate" >&2

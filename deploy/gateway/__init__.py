@@ -140,3 +140,40 @@ def write_local(directory: Path, config: GatewayConfig) -> Path:
     conf = directory / "nginx.conf"
     conf.write_text(render_nginx(config))
     return conf
+
+
+# -- files committed for the container platforms ---------------------------------------------
+
+DEPLOY_DIR = HERE.parent
+CONTAINER_PORT = 8000  # every API container listens here (deploy/entrypoint.sh)
+CONTAINER_GATEWAY_PORT = 8080  # unprivileged nginx
+
+
+def dns_name(service: str) -> str:
+    """A service's name in DNS (compose service, Kubernetes Service): no underscores."""
+    return service.replace("_", "-")
+
+
+def container_config(routes: dict[str, list[str]]) -> GatewayConfig:
+    """The compose gateway: the official nginx image as a non-root user, logs to the container's."""
+    return GatewayConfig(
+        listen=str(CONTAINER_GATEWAY_PORT),
+        upstreams={s: [f"{dns_name(s)}-api:{CONTAINER_PORT}"] for s in routes},
+        routes=routes,
+        pid_path="/tmp/nginx.pid",
+        temp_dir="/tmp",
+        error_log="/dev/stderr",
+        access_log="/dev/stdout",
+        html_dir="/usr/share/nginx/salesline",
+        worker_processes="auto",
+    )
+
+
+def generated_files(routes: dict[str, list[str]] | None = None) -> dict[Path, str]:
+    """Every committed file rendered from the route map (``python -m deploy.gateway generate``)."""
+    routes = routes or route_map()
+    compose = container_config(routes)
+    return {
+        DEPLOY_DIR / "compose" / "gateway" / "nginx.conf": render_nginx(compose),
+        DEPLOY_DIR / "compose" / "gateway" / "html" / "index.html": render_ops_page(compose),
+    }

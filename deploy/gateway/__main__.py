@@ -3,6 +3,9 @@ and exec nginx in the foreground (what `make run` starts).
 
 Everything nginx writes (pid, temp files, logs) stays in ``--dir``; it listens on 127.0.0.1
 only. Run as root, nginx runs as ``www-data`` (setpriv), never as root.
+
+``python -m deploy.gateway generate`` rewrites the committed files rendered from the same route
+map (the compose gateway's nginx.conf and ops page, the Kubernetes Ingress).
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from deploy.gateway import DEFAULT_GATEWAY_PORT, local_config, local_upstreams, route_map, write_local
+from deploy.gateway import (
+    DEFAULT_GATEWAY_PORT,
+    generated_files,
+    local_config,
+    local_upstreams,
+    route_map,
+    write_local,
+)
 
 UNPRIVILEGED_USER = "www-data"
 
@@ -45,7 +55,15 @@ def main() -> None:
     run.add_argument("--port", type=int, default=int(os.environ.get("SALESLINE_GATEWAY_PORT") or DEFAULT_GATEWAY_PORT))
     run.add_argument("--replicas", type=int, default=int(os.environ.get("REPLICAS") or 1))
     run.add_argument("--check", action="store_true", help="only render and test the config (nginx -t)")
+    sub.add_parser("generate", help="rewrite the committed compose gateway config and Kubernetes Ingress")
     args = parser.parse_args()
+
+    if args.command == "generate":
+        for path, text in generated_files().items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+        return
 
     directory = args.dir.resolve()
     directory.mkdir(parents=True, exist_ok=True)
