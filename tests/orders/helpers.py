@@ -31,11 +31,14 @@ async def approve_through_api(orders: httpx.AsyncClient, order_id: str) -> dict:
     return order
 
 
-async def approve_with_handlers(order_id: uuid.UUID) -> None:
+async def approve_with_handlers(order_id: uuid.UUID, levels: tuple[str, ...] = ("manager", "finance")) -> None:
+    """The given levels approve in turn, each in its own transaction (on its own engine)."""
+    principals = {"manager": MANAGER_PRINCIPAL, "finance": FINANCE_PRINCIPAL}
     settings = settings_for("orders")
     engine = create_engine(settings)
     try:
-        for principal in (MANAGER_PRINCIPAL, FINANCE_PRINCIPAL):
-            await handlers.approve_order(order_id, principal, UnitOfWork(engine, platform_tables, settings.source))
+        for level in levels:
+            uow = UnitOfWork(engine, platform_tables, settings.source)
+            await handlers.approve_order(order_id, principals[level], uow)
     finally:
         await engine.dispose()

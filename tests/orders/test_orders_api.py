@@ -17,7 +17,7 @@ from services.orders.config import DEV_ERP_WEBHOOK_SECRET
 from shared.events import ContractLine, ContractSigned, make_envelope
 from shared.policies import discount_authority
 from tests.conftest import System, auth, wait_until
-from tests.orders.helpers import DIRECTOR, FINANCE, MANAGER
+from tests.orders.helpers import DIRECTOR, FINANCE, MANAGER, approve_with_handlers
 from tests.test_pipeline import publish_raw
 
 REP = auth("rep-1", "sales_rep")
@@ -121,6 +121,13 @@ async def test_contract_signed_twice_enters_one_order_at_the_approval_stage(
     envelope = make_envelope(event, source="/salesline/contracts", subject=str(event.contract_id))
     await publish_raw(envelope, times=2)
     await wait_until(lambda: clean_db.fetchval("SELECT count(*) FROM orders.orders"), what="the order")
+    # The same contract's signing published again under another event id: the state guard holds.
+    again = make_envelope(event, source="/salesline/contracts", subject=str(event.contract_id))
+    await publish_raw(again)
+    await wait_until(
+        lambda: clean_db.fetchval("SELECT count(*) FROM orders.inbox WHERE event_id = $1", again.id),
+        what="the second envelope consumed",
+    )
     await asyncio.sleep(0.5)
     assert await clean_db.fetchval("SELECT count(*) FROM orders.orders") == 1
     assert await outbox_count(clean_db, "order.created.v1") == 1
@@ -660,3 +667,21 @@ async def test_change_request_after_a_partial_shipment_refuses_the_shipped_part_
         )
     ]
     assert kinds == ["change_requested", "change_applied"]
+
+
+async def test_concurrent_finance_approvals_cannot_both_fit_one_credit_limit(
+    system: System, clean_db: asyncpg.Connection
+) -> None:
+    orders = await system.client("orders")
+    await orders.put("/v1/credit-limits/acme", json={"credit_limit": "5000.00", "currency": "CNY"}, headers=FINANCE)
+    first, second = await enter(orders, order_body()), await enter(orders, order_body())  # 3000.00 each
+    for order in (first, second):
+        assert (await decide(orders, order["id"], MANAGER))["pending_role"] == "finance"
+
+    await asyncio.gather(*(approve_with_handlers(uuid.UUID(o["id"]), levels=("finance",)) for o in (first, second)))
+    statuses = sorted(
+        [(await orders.get(f"/v1/orders/{o['id']}", headers=FINANCE)).json()["status"] for o in (first, second)]
+    )
+    assert statuses == ["credit_hold", "released"]
+    position = (await orders.get("/v1/credit-limits/acme", headers=FINANCE)).json()
+    assert position["outstanding_balance"] == "3000.00" and position["orders_on_credit_hold"] == 1
