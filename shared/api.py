@@ -20,11 +20,13 @@ nested, can make the database fail later with a 500:
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -242,3 +244,14 @@ CurrencyCode = Annotated[
 
 Currency = Annotated[CurrencyCode, Field(default=DEFAULT_CURRENCY)]
 """An ISO 4217 currency code (upper-cased on input); defaults to ``CNY``."""
+
+
+def _storable_instant(value: datetime) -> datetime:
+    """PostgreSQL and asyncpg cannot take every datetime Python can (e.g. 9999-12-31T23:59-12:00)."""
+    if not 1970 <= value.year <= 9000 or value.utcoffset() is None:
+        raise PydanticCustomError("datetime_range", "The time must have an offset and lie between 1970 and 9000")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_storable_instant)]
+"""An ISO 8601 time with an offset, in a range the database stores."""

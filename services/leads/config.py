@@ -1,9 +1,10 @@
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
-from services.leads.domain import GradingRules
+from services.leads.domain import AssignmentPolicy, GradingRules
 from services.leads.domain.quote import PriceRules
 from shared.config import ServiceSettings
 
@@ -19,6 +20,13 @@ class LeadsSettings(ServiceSettings):
     grading_rules_path: Path = DEFAULT_GRADING_RULES
     # Tiered volume discounts for quotes (a versioned JSON file, see services/leads/domain/quote.py).
     price_rules_path: Path = DEFAULT_PRICE_RULES
+    # An assigned lead with no logged contact this long after assignment returns to the pool.
+    first_contact_hours: float = Field(default=24.0, gt=0)
+    # A new account with no logged contact this long after creation: its manager is told.
+    account_contact_days: float = Field(default=7.0, gt=0)
+    # How many leads one rep may claim from the pool per calendar day (in ``business_timezone``).
+    pool_claims_per_day: int = Field(default=20, ge=0)
+    business_timezone: str = "Asia/Shanghai"
 
     @field_validator("phone_region")
     @classmethod
@@ -28,6 +36,17 @@ class LeadsSettings(ServiceSettings):
         value = value.upper()
         if value not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"{value!r} is not a region phonenumbers knows")
+        return value
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)  # refuse to start with a zone the tz database does not know
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not a time zone") from exc
         return value
 
     @field_validator("grading_rules_path")
@@ -56,3 +75,12 @@ def load_grading_rules(path: Path) -> GradingRules:
 @lru_cache
 def get_settings() -> LeadsSettings:
     return LeadsSettings()
+
+
+def assignment_policy(settings: LeadsSettings) -> AssignmentPolicy:
+    return AssignmentPolicy(
+        first_contact=timedelta(hours=settings.first_contact_hours),
+        account_contact=timedelta(days=settings.account_contact_days),
+        claims_per_day=settings.pool_claims_per_day,
+        timezone=settings.business_timezone,
+    )

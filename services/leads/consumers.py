@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 from services.leads import handlers
+from services.leads.config import assignment_policy, get_settings
 from services.leads.db import AccountRepository, CustomerKeys
 from services.leads.domain import Account, InvalidIdentifier, MatchKey, MatchKind, normalize_company_name
 from shared.events import ContractSigned
@@ -46,4 +47,15 @@ async def on_contract_signed(event: ContractSigned, uow: UnitOfWork) -> None:
 
 SUBSCRIPTIONS = [Subscription("leads.contract_signed", on_contract_signed, events=(ContractSigned,))]
 
-TIMERS = {handlers.FOLLOW_UP_TIMER: handlers.account_follow_up_due}
+
+async def _first_contact_deadline(payload: dict, uow: UnitOfWork) -> None:
+    await handlers.first_contact_deadline(payload, uow, policy=assignment_policy(get_settings()))
+
+
+# Durable timers: each handler runs in the transaction that marks its timer fired.
+TIMERS = {
+    handlers.FOLLOW_UP_TIMER: handlers.account_follow_up_due,
+    handlers.FIRST_CONTACT_TIMER: _first_contact_deadline,
+    handlers.ACCOUNT_CONTACT_TIMER: handlers.account_contact_deadline,
+    handlers.ACTIVITY_FOLLOW_UP_TIMER: handlers.follow_up_due,
+}

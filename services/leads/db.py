@@ -22,15 +22,19 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.leads.domain import (
+    CONTACT_KINDS,
     Account,
     AccountClassification,
+    Activity,
+    ActivityKind,
     Attribution,
     DecisionTimeframe,
     Grade,
@@ -39,6 +43,9 @@ from services.leads.domain import (
     MatchKey,
     MatchKind,
     NeedFit,
+    RepStatus,
+    SalesRep,
+    SalesTeam,
 )
 from services.leads.domain.account import AccountTier
 from services.leads.domain.conversion import Contact
@@ -48,9 +55,8 @@ from services.leads.sales_scope import sales_scope
 from shared.auth import Principal
 from shared.db import service_metadata, utc_timestamp
 from shared.numbers import next_document_number
-from shared.pagination import fetch_page
+from shared.pagination import PageParams, fetch_page
 from shared.repository import Repository, json_codec
-from shared.scope import owner_filter, sees_everything
 
 metadata, platform_tables = service_metadata("leads")
 
@@ -81,7 +87,7 @@ leads = Table(
     metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("version", Integer, nullable=False),
-    Column("owner_id", Text, nullable=False),
+    Column("owner_id", Text),  # NULL: in the public pool
     Column("registered_by", Text, nullable=False),
     Column("source", Text, nullable=False),
     Column("company_name", Text),
@@ -107,6 +113,11 @@ leads = Table(
     Column("matched_account_id", UUID(as_uuid=True)),
     Column("ownership_conflict", Boolean, nullable=False),
     utc_timestamp("created_at", nullable=False),
+    utc_timestamp("assigned_at"),
+    utc_timestamp("first_contacted_at"),
+    utc_timestamp("pooled_at"),
+    Column("returned_from", Text),
+    Column("team", Text),  # the owner's team (a manager sees their team's leads)
     # The list's stable order, and one index per filter (each ends with the order's key).
     Index("ix_leads_created_at_id", "created_at", "id"),
     Index("ix_leads_owner_id_created_at_id", "owner_id", "created_at", "id"),
@@ -116,6 +127,13 @@ leads = Table(
     Index("ix_leads_region_created_at_id", "region", "created_at", "id"),
     Index("ix_leads_campaign_created_at_id", "campaign", "created_at", "id"),
     Index("ix_leads_duplicate_of_lead_id_created_at_id", "duplicate_of_lead_id", "created_at", "id"),
+    # The public pool, longest waiting first (all of it, by region, by industry).
+    Index("ix_leads_team_created_at_id", "team", "created_at", "id"),
+    Index("ix_leads_pool_pooled_at_id", "pooled_at", "id", postgresql_where=text("owner_id IS NULL")),
+    Index("ix_leads_pool_region_pooled_at_id", "region", "pooled_at", "id", postgresql_where=text("owner_id IS NULL")),
+    Index(
+        "ix_leads_pool_industry_pooled_at_id", "industry", "pooled_at", "id", postgresql_where=text("owner_id IS NULL")
+    ),
 )
 
 # Who registered a customer first, by each of its match keys: the unique primary key makes
@@ -125,7 +143,7 @@ customer_keys = Table(
     metadata,
     Column("kind", Text, nullable=False),
     Column("value", Text, nullable=False),
-    Column("owner_id", Text, nullable=False),
+    Column("owner_id", Text),  # NULL while the customer's lead is in the pool
     Column("lead_id", UUID(as_uuid=True)),
     Column("account_id", UUID(as_uuid=True)),
     utc_timestamp("created_at", nullable=False),
@@ -210,11 +228,49 @@ class LeadRepository(Repository[Lead]):
     noun = "lead"
 
     def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
-        """A rep sees the leads they own and the ones they registered (also when another rep
-        owned the customer first: they learn who, not the other lead)."""
-        if principal is None or sees_everything(principal):
-            return super().visible_to(principal)
-        return or_(owner_filter(principal, leads.c.owner_id), leads.c.registered_by == principal.sub)
+        """Who sees a lead: :func:`sales_scope` by its owner, team and region; also the rep who
+        registered it (when another rep owned the customer first: they learn who, not the other
+        lead). Lists leave the pool out (it has its own list); :meth:`get` finds pool leads too."""
+        if principal is None:
+            return true()
+        scope = sales_scope(principal, owner=leads.c.owner_id, team=leads.c.team, region=leads.c.region)
+        return scope if self._changing else or_(scope, leads.c.registered_by == principal.sub)
+
+    _changing = False
+
+    async def get_for_change(
+        self, aggregate_id: uuid.UUID, principal: Principal | None, *, if_match: int | None = None
+    ) -> Lead:
+        """Only a lead in the caller's scope (or the pool) changes: the rep who registered a lead
+        another rep owns reads it, no more."""
+        self._changing = True
+        try:
+            return await super().get_for_change(aggregate_id, principal, if_match=if_match)
+        finally:
+            self._changing = False
+
+    async def get(
+        self, aggregate_id: uuid.UUID, principal: Principal | None, *, for_update: bool = False
+    ) -> Lead | None:
+        """A lead ``principal`` may see, or one in the pool (every sales role sees the pool)."""
+        lead = await super().get(aggregate_id, principal, for_update=for_update)
+        if lead is None and principal is not None:
+            lead = await super().get(aggregate_id, None, for_update=for_update)
+            if lead is not None and not lead.in_pool:
+                return None
+        return lead
+
+    async def pool(
+        self, page: PageParams, *, region: str | None, industry: str | None
+    ) -> tuple[list[Lead], str | None]:
+        """The public pool, longest waiting first."""
+        query = select(leads).where(leads.c.owner_id.is_(None))
+        if region is not None:
+            query = query.where(leads.c.region == region)
+        if industry is not None:
+            query = query.where(leads.c.industry == industry)
+        rows, next_cursor = await fetch_page(self.uow.connection, query, (leads.c.pooled_at, leads.c.id), page)
+        return [self.from_row(row) for row in rows], next_cursor
 
     def to_row(self, lead: Lead) -> dict[str, Any]:
         a = lead.attribution
@@ -247,6 +303,11 @@ class LeadRepository(Repository[Lead]):
             "matched_account_id": lead.matched_account_id,
             "ownership_conflict": lead.ownership_conflict,
             "created_at": lead.created_at,
+            "assigned_at": lead.assigned_at,
+            "first_contacted_at": lead.first_contacted_at,
+            "pooled_at": lead.pooled_at,
+            "returned_from": lead.returned_from,
+            "team": lead.team,
         }
 
     def from_row(self, row: Any) -> Lead:
@@ -281,6 +342,11 @@ class LeadRepository(Repository[Lead]):
             duplicate_of_lead_id=row.duplicate_of_lead_id,
             matched_account_id=row.matched_account_id,
             ownership_conflict=row.ownership_conflict,
+            assigned_at=row.assigned_at,
+            first_contacted_at=row.first_contacted_at,
+            pooled_at=row.pooled_at,
+            returned_from=row.returned_from,
+            team=row.team,
         )
 
 
@@ -294,7 +360,7 @@ class CustomerKeys:
         self,
         keys: list[MatchKey],
         *,
-        owner_id: str,
+        owner_id: str | None,
         now: datetime,
         lead_id: uuid.UUID | None = None,
         account_id: uuid.UUID | None = None,
@@ -335,7 +401,7 @@ class CustomerKeys:
         )
         return list((await self.uow.execute(query)).all())
 
-    async def transfer(self, keys: list[MatchKey], owner_id: str) -> None:
+    async def transfer(self, keys: list[MatchKey], owner_id: str | None) -> None:
         if keys:
             pairs = [(k.kind.value, k.value) for k in keys]
             await self.uow.execute(
@@ -343,6 +409,12 @@ class CustomerKeys:
                 .where(tuple_(customer_keys.c.kind, customer_keys.c.value).in_(pairs))
                 .values(owner_id=owner_id)
             )
+
+    async def follow_lead(self, lead_id: uuid.UUID, owner_id: str | None) -> None:
+        """The keys this lead registered go with it to its new owner (or to the pool: NULL)."""
+        await self.uow.execute(
+            update(customer_keys).where(customer_keys.c.lead_id == lead_id).values(owner_id=owner_id)
+        )
 
     async def link_account(self, key: MatchKey, *, account_id: uuid.UUID, owner_id: str, now: datetime) -> None:
         """An account's key: registered for the account's owner unless someone registered it first."""
@@ -708,3 +780,246 @@ class QuoteRepository(Repository[Quote]):
         values["lines"] = tuple(QUOTE_LINES.validate_python(values["lines"]))
         values["status"] = QuoteStatus(values["status"])
         return Quote(**values)
+
+
+# -- sales reps and teams, assignment ----------------------------------------------------------
+
+sales_teams = Table(
+    "sales_teams",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("region", Text),
+    Column("manager_id", Text),
+    utc_timestamp("created_at", nullable=False),
+    Index("ix_sales_teams_created_at_id", "created_at", "id"),
+    Index("ix_sales_teams_manager_id", "manager_id"),
+)
+
+sales_reps = Table(
+    "sales_reps",
+    metadata,
+    Column("id", Text, primary_key=True),  # the rep's token subject
+    Column("version", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("team_id", Text),
+    Column("region", Text),
+    Column("industries", ARRAY(Text), nullable=False),
+    Column("capacity", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    utc_timestamp("created_at", nullable=False),
+    Index("ix_sales_reps_created_at_id", "created_at", "id"),
+    Index("ix_sales_reps_team_id_created_at_id", "team_id", "created_at", "id"),
+    Index("ix_sales_reps_status_created_at_id", "status", "created_at", "id"),
+    Index("ix_sales_reps_status_region", "status", "region"),
+)
+
+# The round-robin position of each assignment rule: the rep who got its last lead.
+assignment_cursors = Table(
+    "assignment_cursors",
+    metadata,
+    Column("rule", Text, primary_key=True),
+    Column("last_rep_id", Text, nullable=False),
+)
+
+
+class SalesTeamRepository(Repository[SalesTeam]):
+    table = sales_teams
+    noun = "sales team"
+
+    def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
+        """A manager sees their team (the token's ``team``), a director their region's teams, a rep
+        their own team, admin all."""
+        if principal is None:
+            return true()
+        own = sales_teams.c.id.in_(select(sales_reps.c.team_id).where(sales_reps.c.id == principal.sub))
+        t = sales_teams.c
+        return or_(sales_scope(principal, owner=t.manager_id, team=t.id, region=t.region), own)
+
+    def to_row(self, team: SalesTeam) -> dict[str, Any]:
+        return {
+            "id": team.id,
+            "version": team.version,
+            "name": team.name,
+            "region": team.region,
+            "manager_id": team.manager_id,
+            "created_at": team.created_at,
+        }
+
+    def from_row(self, row: Any) -> SalesTeam:
+        return SalesTeam(
+            id=row.id,
+            version=row.version,
+            name=row.name,
+            region=row.region,
+            manager_id=row.manager_id,
+            created_at=row.created_at,
+        )
+
+
+class SalesRepRepository(Repository[SalesRep]):
+    table = sales_reps
+    noun = "sales rep"
+
+    def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
+        """A rep sees themselves, a manager their teams' reps, a director their region's."""
+        r = sales_reps.c
+        return sales_scope(principal, owner=r.id, team=r.team_id, region=r.region)
+
+    async def lock(self, rep_id: str) -> SalesRep | None:
+        return await self.get(rep_id, None, for_update=True)  # type: ignore[arg-type]
+
+    async def lock_candidates(self, region: str | None) -> list[SalesRep]:
+        """The active reps who may take a lead of ``region``, locked in id order: concurrent
+        assignments then see each other's leads in the load counts (and never deadlock)."""
+        query = select(sales_reps).where(sales_reps.c.status == RepStatus.ACTIVE.value)
+        if region is not None:
+            query = query.where(or_(sales_reps.c.region == region, sales_reps.c.region.is_(None)))
+        query = query.order_by(sales_reps.c.id).with_for_update()
+        return [self.from_row(row) for row in await self.uow.execute(query)]
+
+    async def loads(self, rep_ids: list[str]) -> dict[str, int]:
+        """How many leads each rep owns now."""
+        if not rep_ids:
+            return {}
+        query = select(leads.c.owner_id, func.count()).where(leads.c.owner_id.in_(rep_ids)).group_by(leads.c.owner_id)
+        return {owner: n for owner, n in await self.uow.execute(query)}
+
+    def to_row(self, rep: SalesRep) -> dict[str, Any]:
+        return {
+            "id": rep.id,
+            "version": rep.version,
+            "name": rep.name,
+            "team_id": rep.team_id,
+            "region": rep.region,
+            "industries": list(rep.industries),
+            "capacity": rep.capacity,
+            "status": rep.status.value,
+            "created_at": rep.created_at,
+        }
+
+    def from_row(self, row: Any) -> SalesRep:
+        return SalesRep(
+            id=row.id,
+            version=row.version,
+            name=row.name,
+            team_id=row.team_id,
+            region=row.region,
+            industries=tuple(row.industries),
+            capacity=row.capacity,
+            status=RepStatus(row.status),
+            created_at=row.created_at,
+        )
+
+
+class AssignmentCursors:
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def get(self, rule: str) -> str | None:
+        query = select(assignment_cursors.c.last_rep_id).where(assignment_cursors.c.rule == rule)
+        return (await self.uow.execute(query)).scalar()
+
+    async def set(self, rule: str, rep_id: str) -> None:
+        statement = pg_insert(assignment_cursors).values(rule=rule, last_rep_id=rep_id)
+        await self.uow.execute(
+            statement.on_conflict_do_update(index_elements=[assignment_cursors.c.rule], set_={"last_rep_id": rep_id})
+        )
+
+
+# -- public pool claims, activities ------------------------------------------------------------
+
+# One row per claim from the pool: the per-rep daily claim limit counts them.
+lead_claims = Table(
+    "lead_claims",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("rep_id", Text, nullable=False),
+    Column("lead_id", UUID(as_uuid=True), nullable=False),
+    utc_timestamp("claimed_at", nullable=False),
+    Index("ix_lead_claims_rep_id_claimed_at", "rep_id", "claimed_at"),
+)
+
+activities = Table(
+    "activities",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("lead_id", UUID(as_uuid=True)),
+    Column("account_id", UUID(as_uuid=True)),
+    Column("kind", Text, nullable=False),
+    Column("outcome", Text),
+    Column("notes", Text),
+    Column("logged_by", Text, nullable=False),
+    utc_timestamp("occurred_at", nullable=False),
+    utc_timestamp("next_follow_up_at"),
+    Column("first_contact", Boolean, nullable=False),
+    utc_timestamp("created_at", nullable=False),
+    Index("ix_activities_lead_id_created_at_id", "lead_id", "created_at", "id"),
+    Index("ix_activities_account_id_created_at_id", "account_id", "created_at", "id"),
+)
+
+
+class LeadClaims:
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def count_since(self, rep_id: str, since: datetime) -> int:
+        query = select(func.count()).where(lead_claims.c.rep_id == rep_id, lead_claims.c.claimed_at >= since)
+        return (await self.uow.execute(query)).scalar_one()
+
+    async def record(self, rep_id: str, lead_id: uuid.UUID, now: datetime) -> None:
+        await self.uow.execute(
+            lead_claims.insert().values(id=uuid.uuid4(), rep_id=rep_id, lead_id=lead_id, claimed_at=now)
+        )
+
+
+class ActivityRepository(Repository[Activity]):
+    """Activities are reached through their lead or account, whose visibility the handler checks."""
+
+    table = activities
+    noun = "activity"
+
+    def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
+        return true()
+
+    async def contact_since(self, account_id: uuid.UUID, since: datetime) -> bool:
+        query = select(activities.c.id).where(
+            activities.c.account_id == account_id,
+            activities.c.kind.in_([k.value for k in CONTACT_KINDS]),
+            activities.c.occurred_at >= since,
+        )
+        return (await self.uow.execute(query.limit(1))).first() is not None
+
+    def to_row(self, a: Activity) -> dict[str, Any]:
+        return {
+            "id": a.id,
+            "version": a.version,
+            "lead_id": a.lead_id,
+            "account_id": a.account_id,
+            "kind": a.kind.value,
+            "outcome": a.outcome,
+            "notes": a.notes,
+            "logged_by": a.logged_by,
+            "occurred_at": a.occurred_at,
+            "next_follow_up_at": a.next_follow_up_at,
+            "first_contact": a.first_contact,
+            "created_at": a.created_at,
+        }
+
+    def from_row(self, row: Any) -> Activity:
+        return Activity(
+            id=row.id,
+            version=row.version,
+            lead_id=row.lead_id,
+            account_id=row.account_id,
+            kind=ActivityKind(row.kind),
+            outcome=row.outcome,
+            notes=row.notes,
+            logged_by=row.logged_by,
+            occurred_at=row.occurred_at,
+            next_follow_up_at=row.next_follow_up_at,
+            first_contact=row.first_contact,
+            created_at=row.created_at,
+        )

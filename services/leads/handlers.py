@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from services.leads.db import (
     AccountRepository,
+    ActivityRepository,
+    AssignmentCursors,
     Contacts,
     CustomerKeys,
+    LeadClaims,
     LeadConversions,
     LeadRepository,
     OpportunityRepository,
     OwnershipConflicts,
     QuoteRepository,
+    SalesRepRepository,
+    SalesTeamRepository,
 )
 from services.leads.domain import (
+    BY_CLAIM,
+    BY_HAND,
+    BY_RULES,
+    CONTACT_KINDS,
+    NO_FIRST_CONTACT,
+    RELEASED,
     Account,
+    Activity,
+    ActivityKind,
+    AssignmentPolicy,
     Attribution,
     DecisionTimeframe,
     GradingRules,
@@ -26,15 +40,21 @@ from services.leads.domain import (
     LeadSource,
     MatchKind,
     NeedFit,
+    RepStatus,
+    SalesRep,
+    SalesTeam,
+    choose_rep,
     match_keys,
+    rule_key,
 )
 from services.leads.domain.account import AccountClassification, AccountTier
 from services.leads.domain.conversion import Contact, ConversionRequest, convert
 from services.leads.domain.matching import normalize_email, normalize_phone
 from services.leads.domain.opportunity import Opportunity, Stage
 from services.leads.domain.quote import LineInput, PriceRules, Quote
-from shared.auth import Principal
-from shared.domain import InvalidTransition, NotFound, PreconditionFailed
+from shared.auth import REGIONAL_DIRECTOR, SALES_MANAGER, SALES_REP, Principal
+from shared.domain import DomainError, InvalidTransition, NotFound, PreconditionFailed
+from shared.events import AccountContactOverdue
 from shared.pagination import PageParams
 from shared.policies import discount_authority
 from shared.scope import sees_everything
@@ -82,7 +102,13 @@ class RegisterLead:
 
 
 async def register_lead(
-    cmd: RegisterLead, principal: Principal, uow: UnitOfWork, *, rules: GradingRules, phone_region: str
+    cmd: RegisterLead,
+    principal: Principal,
+    uow: UnitOfWork,
+    *,
+    rules: GradingRules,
+    phone_region: str,
+    policy: AssignmentPolicy | None = None,
 ) -> Lead:
     """Register a lead; the first rep to register the customer (by any match key) owns it.
 
@@ -90,27 +116,47 @@ async def register_lead(
     lead's match keys are claimed in the customer-key registry; keys someone registered earlier
     link the lead to that earlier lead or account and make their owner this lead's owner. When
     that owner is another rep, the conflict is recorded (``ownership_conflict`` on the lead and
-    one ``ownership_conflicts`` row per key), for a sales manager to settle.
+    one ``ownership_conflicts`` row per key), for a sales manager to settle. A lead nobody
+    owns yet and that no rep registered goes to the rep the assignment rules choose (its
+    first-contact clock starts), or to the pool when no rep is eligible.
     """
     keys = match_keys(
         phone=cmd.phone, email=cmd.email, uscc=cmd.uscc, company_name=cmd.company_name, phone_region=phone_region
     )
     by_kind = {k.kind: k.value for k in keys}
     lead_id, now = uuid.uuid4(), datetime.now(UTC)
+    # A rep owns the customers they register first; anyone else's leads (marketing, forms,
+    # integrations, managers) are distributed by the assignment rules.
+    by_rules = SALES_REP not in principal.roles
     async with uow:
         registry = CustomerKeys(uow)
-        claimed = await registry.claim(keys, owner_id=principal.sub, now=now, lead_id=lead_id)
+        claimant = None if by_rules else principal.sub
+        claimed = await registry.claim(keys, owner_id=claimant, now=now, lead_id=lead_id)
         earlier = await registry.registered([k for k in keys if k not in claimed])
-        owner_id, duplicate_of, account_id = principal.sub, None, None
+        owned = [r for r in earlier if r.owner_id is not None]  # keys of pool leads have no owner
+        owner_id, duplicate_of, account_id, due = claimant, None, None, None
         if earlier:
-            first = earlier[0]
-            owner_id, duplicate_of = first.owner_id, first.lead_id
+            duplicate_of = earlier[0].lead_id
             account_id = next((r.account_id for r in earlier if r.account_id is not None), None)
+        team = None if by_rules else principal.team
+        if owned:
+            owner_id = owned[0].owner_id
+            team = await _team_of(uow, owner_id, fallback=team if owner_id == principal.sub else None)
+        elif by_rules:
+            chosen = await _choose_by_rules(uow, cmd.region, cmd.industry)
+            if chosen is not None:
+                owner_id, team = chosen.id, chosen.team_id
+                due = now + (policy or DEFAULT_POLICY).first_contact
+        else:
+            team = await _team_of(uow, principal.sub, fallback=principal.team)
+        if owner_id != claimant:
             # The keys this lead added belong to the same customer, hence to its owner.
             await registry.transfer(sorted(claimed), owner_id)
-        conflicts = [r for r in earlier if r.owner_id != principal.sub]
+        conflicts = [] if by_rules else [r for r in owned if r.owner_id != principal.sub]
         lead = Lead.register(
             rules,
+            assigned_by=principal.sub if due else None,
+            first_contact_due_at=due,
             id=lead_id,
             owner_id=owner_id,
             registered_by=principal.sub,
@@ -131,7 +177,10 @@ async def register_lead(
             duplicate_of_lead_id=duplicate_of,
             matched_account_id=account_id,
             ownership_conflict=bool(conflicts),
+            team=team,
         )
+        if due is not None:
+            await _start_first_contact_clock(uow, lead, due)
         await LeadRepository(uow).add(lead)
         await OwnershipConflicts(uow).record(lead_id, principal.sub, conflicts, now)
         await uow.commit()
@@ -195,7 +244,7 @@ async def override_owner(
     async with uow:
         repository = LeadRepository(uow)
         lead = await repository.get_for_change(lead_id, principal, if_match=if_match)
-        lead.override_owner(owner_id, by=principal.sub, reason=reason)
+        lead.override_owner(owner_id, by=principal.sub, reason=reason, team=await _team_of(uow, owner_id))
         keys = match_keys(phone=lead.phone, email=lead.email, uscc=lead.uscc, company_name=lead.company_name)
         await CustomerKeys(uow).transfer(keys, owner_id)
         await OwnershipConflicts(uow).resolve(lead_id, by=principal.sub, resolution=reason, now=now)
@@ -519,3 +568,440 @@ async def accept_quote(quote_id: uuid.UUID, principal: Principal, uow: UnitOfWor
         await repository.save(quote)
         await uow.commit()
     return quote
+
+
+# -- sales reps and teams ------------------------------------------------------------------
+
+
+class OutOfScope(DomainError):
+    status = 403
+    title = "Outside your team or region"
+
+
+@dataclass(frozen=True, slots=True)
+class PutTeam:
+    team_id: str
+    name: str
+    region: str | None = None
+    manager_id: str | None = None
+
+
+async def put_team(
+    cmd: PutTeam, principal: Principal, uow: UnitOfWork, *, if_match: int | None = None
+) -> tuple[SalesTeam, bool]:
+    """Create or update a team (admin; a regional director within their region)."""
+    async with uow:
+        teams = SalesTeamRepository(uow)
+        team = await teams.get(cmd.team_id, None, for_update=True)  # type: ignore[arg-type]
+        if team is not None and not may_manage_team(principal, team):
+            raise NotFound(f"no sales team {cmd.team_id}")
+        if not may_manage_team(
+            principal, SalesTeam(id=cmd.team_id, name=cmd.name, created_at=_now(), region=cmd.region)
+        ):
+            raise OutOfScope("a regional director manages the teams of their own region")
+        created = team is None
+        if team is None:
+            team = SalesTeam(id=cmd.team_id, name=cmd.name, created_at=_now())
+            team.update(name=cmd.name, region=cmd.region, manager_id=cmd.manager_id)
+            await teams.add(team)
+        else:
+            if if_match is not None and if_match != team.version:
+                raise PreconditionFailed("the sales team has changed since you read it")
+            team.update(name=cmd.name, region=cmd.region, manager_id=cmd.manager_id)
+            await teams.save(team)
+        await uow.commit()
+    return team, created
+
+
+def may_manage_team(principal: Principal, region: str | None) -> bool:
+    if principal.is_admin:
+        return True
+    return REGIONAL_DIRECTOR in principal.roles and region is not None and region == principal.region
+
+
+async def get_team(team_id: str, principal: Principal, uow: UnitOfWork) -> SalesTeam:
+    async with uow:
+        return await SalesTeamRepository(uow).get_visible(team_id, principal)  # type: ignore[arg-type]
+
+
+async def list_teams(principal: Principal, uow: UnitOfWork, page: PageParams, **filters: object):
+    async with uow:
+        return await SalesTeamRepository(uow).list(principal, page, filters=filters)
+
+
+@dataclass(frozen=True, slots=True)
+class PutRep:
+    rep_id: str
+    name: str
+    team_id: str | None = None
+    region: str | None = None
+    industries: tuple[str, ...] = ()
+    capacity: int = 50
+    status: RepStatus = RepStatus.ACTIVE
+
+
+async def put_rep(
+    cmd: PutRep, principal: Principal, uow: UnitOfWork, *, if_match: int | None = None
+) -> tuple[SalesRep, bool]:
+    """Create or update a rep (admin; a regional director within their region; a sales manager
+    for the teams they manage). A rep put on leave or made inactive keeps their leads but gets
+    no new ones."""
+    async with uow:
+        reps = SalesRepRepository(uow)
+        rep = await reps.lock(cmd.rep_id)
+        if rep is not None and not _may_manage_rep(principal, rep.team_id, rep.region):
+            raise NotFound(f"no sales rep {cmd.rep_id}")
+        if cmd.team_id is not None and await SalesTeamRepository(uow).get(cmd.team_id, None) is None:  # type: ignore[arg-type]
+            raise DomainError(f"no sales team {cmd.team_id}")
+        if not _may_manage_rep(principal, cmd.team_id, cmd.region):
+            raise OutOfScope("you may manage the reps of your own teams (managers) or region (directors)")
+        fields = {
+            "name": cmd.name,
+            "team_id": cmd.team_id,
+            "region": cmd.region,
+            "industries": cmd.industries,
+            "capacity": cmd.capacity,
+            "status": cmd.status,
+        }
+        created = rep is None
+        if rep is None:
+            rep = SalesRep(id=cmd.rep_id, name=cmd.name, created_at=_now())
+            rep.update(**fields)  # type: ignore[arg-type]
+            await reps.add(rep)
+        else:
+            if if_match is not None and if_match != rep.version:
+                raise PreconditionFailed("the sales rep has changed since you read it")
+            rep.update(**fields)  # type: ignore[arg-type]
+            await reps.save(rep)
+        await uow.commit()
+    return rep, created
+
+
+def _may_manage_rep(principal: Principal, team_id: str | None, region: str | None) -> bool:
+    """Admin any rep; a regional director those of their region; a manager those of their team
+    (the token's ``team`` claim, as for every other object in this service)."""
+    if principal.is_admin:
+        return True
+    if REGIONAL_DIRECTOR in principal.roles and region is not None and region == principal.region:
+        return True
+    return SALES_MANAGER in principal.roles and team_id is not None and team_id == principal.team
+
+
+async def get_rep(rep_id: str, principal: Principal, uow: UnitOfWork) -> SalesRep:
+    async with uow:
+        return await SalesRepRepository(uow).get_visible(rep_id, principal)  # type: ignore[arg-type]
+
+
+async def list_reps(principal: Principal, uow: UnitOfWork, page: PageParams, **filters: object):
+    async with uow:
+        return await SalesRepRepository(uow).list(principal, page, filters=filters)
+
+
+# -- assignment ----------------------------------------------------------------------------
+
+FIRST_CONTACT_TIMER = "lead.first_contact"
+DEFAULT_POLICY = AssignmentPolicy()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _choose_by_rules(
+    uow: UnitOfWork, region: str | None, industry: str | None, *, exclude: tuple[str, ...] = ()
+) -> SalesRep | None:
+    """The rep the rules give a lead of ``region``/``industry`` (None: the pool). The candidate
+    reps stay locked until the transaction ends, so concurrent assignments count each other."""
+    reps = SalesRepRepository(uow)
+    candidates = await reps.lock_candidates(region)
+    loads = await reps.loads([r.id for r in candidates])
+    cursors, rule = AssignmentCursors(uow), rule_key(region, industry)
+    chosen = choose_rep(
+        candidates, loads, region=region, industry=industry, cursor=await cursors.get(rule), exclude=exclude
+    )
+    if chosen is None:
+        return None
+    await cursors.set(rule, chosen.id)
+    return chosen
+
+
+async def _team_of(uow: UnitOfWork, rep_id: str, *, fallback: str | None = None) -> str | None:
+    """The rep's team as the CRM knows it (else ``fallback``, e.g. their token's team claim)."""
+    rep = await SalesRepRepository(uow).get(rep_id, None)  # type: ignore[arg-type]
+    return rep.team_id if rep is not None and rep.team_id is not None else fallback
+
+
+async def _start_first_contact_clock(uow: UnitOfWork, lead: Lead, due: datetime) -> None:
+    """The durable 24 h timer: it checks at ``due`` that this assignment got its first contact."""
+    assert lead.owner_id is not None and lead.assigned_at is not None
+    payload = {"owner_id": lead.owner_id, "assigned_at": lead.assigned_at.isoformat()}
+    await schedule_timer(uow, FIRST_CONTACT_TIMER, key=str(lead.id), due_at=due, payload=payload)
+
+
+async def _give(uow: UnitOfWork, lead: Lead, rep: SalesRep, *, method: str, by: str, policy: AssignmentPolicy) -> None:
+    now = _now()
+    due = now + policy.first_contact
+    lead.assign(rep.id, team=rep.team_id, method=method, by=by, now=now, first_contact_due_at=due)
+    await CustomerKeys(uow).follow_lead(lead.id, rep.id)
+    await _start_first_contact_clock(uow, lead, due)
+
+
+async def assign_lead(
+    lead_id: uuid.UUID,
+    principal: Principal,
+    uow: UnitOfWork,
+    *,
+    owner_id: str | None,
+    policy: AssignmentPolicy = DEFAULT_POLICY,
+    if_match: int | None = None,
+) -> Lead:
+    """A manager assigns a lead by hand to an active rep they manage (``owner_id``), or, with
+    ``owner_id`` None, by the rules to someone other than its current owner. Beyond the rep's
+    capacity is allowed by hand: it is the manager's call."""
+    async with uow:
+        repository = LeadRepository(uow)
+        lead = await repository.get_for_change(lead_id, principal, if_match=if_match)
+        if owner_id is None:
+            exclude = tuple(x for x in (lead.owner_id,) if x)
+            chosen = await _choose_by_rules(uow, lead.region, lead.industry, exclude=exclude)
+            if chosen is None:
+                raise DomainError("no eligible rep has room for this lead")
+            await _give(uow, lead, chosen, method=BY_RULES, by=principal.sub, policy=policy)
+        else:
+            rep = await SalesRepRepository(uow).lock(owner_id)
+            if rep is None or not _may_manage_rep(principal, rep.team_id, rep.region):
+                raise DomainError(f"{owner_id} is not a sales rep you manage")
+            if rep.status is not RepStatus.ACTIVE:
+                raise DomainError(f"{owner_id} is {rep.status.value}: inactive reps get no leads")
+            await _give(uow, lead, rep, method=BY_HAND, by=principal.sub, policy=policy)
+        await repository.save(lead)
+        await uow.commit()
+    return lead
+
+
+# -- public pool ---------------------------------------------------------------------------
+
+
+class NotARep(DomainError):
+    status = 403
+    title = "Not an active sales rep"
+
+
+class ClaimRefused(DomainError):
+    status = 409
+    title = "Claim refused"
+
+
+async def list_pool(
+    principal: Principal, uow: UnitOfWork, page: PageParams, *, region: str | None, industry: str | None
+) -> tuple[list[Lead], str | None]:
+    async with uow:
+        return await LeadRepository(uow).pool(page, region=region, industry=industry)
+
+
+async def claim_lead(
+    lead_id: uuid.UUID, principal: Principal, uow: UnitOfWork, *, policy: AssignmentPolicy | None = None
+) -> Lead:
+    """A rep takes a lead from the pool. Of concurrent claims of one lead exactly one wins (the
+    lead row is locked; the others find it gone from the pool: 404). The rep's own row is locked
+    too, so their concurrent claims count each other against the daily limit and capacity."""
+    policy = policy or DEFAULT_POLICY
+    now = _now()
+    async with uow:
+        reps = SalesRepRepository(uow)
+        rep = await reps.lock(principal.sub)
+        if rep is None or rep.status is not RepStatus.ACTIVE:
+            raise NotARep("only an active, registered sales rep claims leads from the pool")
+        repository = LeadRepository(uow)
+        lead = await repository.get_for_change(lead_id, principal)
+        if not lead.in_pool:
+            raise ClaimRefused("the lead is not in the pool")
+        if lead.returned_from == rep.id:
+            raise ClaimRefused("this lead was taken from you for want of a first contact: another rep gets it")
+        claims = LeadClaims(uow)
+        if await claims.count_since(rep.id, policy.day_start(now)) >= policy.claims_per_day:
+            raise ClaimRefused(f"you have claimed {policy.claims_per_day} leads today, the daily limit")
+        if (await reps.loads([rep.id])).get(rep.id, 0) >= rep.capacity:
+            raise ClaimRefused(f"you own {rep.capacity} leads, your capacity")
+        await _give(uow, lead, rep, method=BY_CLAIM, by=rep.id, policy=policy)
+        await claims.record(rep.id, lead.id, now)
+        await repository.save(lead)
+        await uow.commit()
+    return lead
+
+
+async def release_lead(
+    lead_id: uuid.UUID, principal: Principal, uow: UnitOfWork, *, reason: str, if_match: int | None = None
+) -> Lead:
+    """Its rep (or their manager, director, admin) gives a lead back to the pool, saying why."""
+    async with uow:
+        repository = LeadRepository(uow)
+        lead = await repository.get_for_change(lead_id, principal, if_match=if_match)
+        lead.return_to_pool(reason=RELEASED, by=principal.sub, now=_now(), note=reason)
+        await CustomerKeys(uow).follow_lead(lead.id, None)
+        await cancel_timer(uow, FIRST_CONTACT_TIMER, key=str(lead.id))
+        await repository.save(lead)
+        await uow.commit()
+    return lead
+
+
+# -- activities ----------------------------------------------------------------------------
+
+ACTIVITY_FOLLOW_UP_TIMER = "activity.follow_up"
+ACCOUNT_CONTACT_TIMER = "account.first_contact"
+
+
+@dataclass(frozen=True, slots=True)
+class LogActivity:
+    kind: ActivityKind
+    occurred_at: datetime
+    lead_id: uuid.UUID | None = None
+    account_id: uuid.UUID | None = None
+    outcome: str | None = None
+    notes: str | None = None
+    next_follow_up_at: datetime | None = None
+
+
+async def log_activity(cmd: LogActivity, principal: Principal, uow: UnitOfWork) -> Activity:
+    """Log a call, visit, e-mail, meeting or note on a lead or account the caller may change.
+
+    A contact on a lead is its owner's first contact when none was logged since the lead was
+    assigned: the first-contact clock stops. ``next_follow_up_at`` arms a durable reminder.
+    """
+    now = _now()
+    if cmd.occurred_at > now + CLOCK_SKEW:
+        raise DomainError("occurred_at is in the future: log what happened")
+    first = False
+    async with uow:
+        if cmd.lead_id is not None:
+            leads = LeadRepository(uow)
+            lead = await leads.get_for_change(cmd.lead_id, principal)
+            if lead.in_pool and cmd.kind in CONTACT_KINDS:
+                raise InvalidTransition("the lead is in the pool: claim it before contacting it")
+            owner_id = lead.owner_id
+            if cmd.kind in CONTACT_KINDS and lead.contacted(cmd.occurred_at):
+                first = True
+                await cancel_timer(uow, FIRST_CONTACT_TIMER, key=str(lead.id))
+                await leads.save(lead)
+        else:
+            assert cmd.account_id is not None
+            account = await AccountRepository(uow).get_visible(cmd.account_id, principal)
+            owner_id = account.owner_id
+            if cmd.kind in CONTACT_KINDS:
+                await cancel_timer(uow, ACCOUNT_CONTACT_TIMER, key=str(account.id))
+        activity = Activity.log(
+            owner_id=owner_id,
+            id=uuid.uuid4(),
+            kind=cmd.kind,
+            logged_by=principal.sub,
+            occurred_at=cmd.occurred_at,
+            created_at=now,
+            lead_id=cmd.lead_id,
+            account_id=cmd.account_id,
+            outcome=cmd.outcome,
+            notes=cmd.notes,
+            next_follow_up_at=cmd.next_follow_up_at,
+            first_contact=first,
+        )
+        await ActivityRepository(uow).add(activity)
+        if activity.next_follow_up_at is not None:
+            await schedule_timer(uow, ACTIVITY_FOLLOW_UP_TIMER, key=str(activity.id), due_at=activity.next_follow_up_at)
+        await uow.commit()
+    return activity
+
+
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+async def list_activities(
+    principal: Principal,
+    uow: UnitOfWork,
+    page: PageParams,
+    *,
+    lead_id: uuid.UUID | None = None,
+    account_id: uuid.UUID | None = None,
+) -> tuple[list[Activity], str | None]:
+    """The activities of a lead or account the caller may see, oldest first."""
+    async with uow:
+        if lead_id is not None:
+            await LeadRepository(uow).get_visible(lead_id, principal)
+        else:
+            assert account_id is not None
+            await AccountRepository(uow).get_visible(account_id, principal)
+        return await ActivityRepository(uow).list(
+            principal, page, filters={"lead_id": lead_id, "account_id": account_id}
+        )
+
+
+# -- durable timers (run by the worker inside the transaction that marks them fired) --------
+
+
+async def first_contact_deadline(payload: dict, uow: UnitOfWork, *, policy: AssignmentPolicy) -> None:
+    """The 24 h rule: an assignment without a logged contact returns the lead to the pool, and
+    the rules give it to another rep (never the one it was taken from), or it stays in the pool.
+    Stale timers (the lead was contacted, released or reassigned since) do nothing."""
+    leads = LeadRepository(uow)
+    lead = await leads.get(uuid.UUID(payload["_key"]), None, for_update=True)
+    assigned_at = datetime.fromisoformat(payload["assigned_at"])
+    if lead is None or not lead.awaits_first_contact(payload["owner_id"], assigned_at):
+        return
+    previous = payload["owner_id"]
+    lead.return_to_pool(reason=NO_FIRST_CONTACT, by=SYSTEM, now=_now())
+    await CustomerKeys(uow).follow_lead(lead.id, None)
+    chosen = await _choose_by_rules(uow, lead.region, lead.industry, exclude=(previous,))
+    if chosen is not None:
+        await _give(uow, lead, chosen, method=BY_RULES, by=SYSTEM, policy=policy)
+    await leads.save(lead)
+
+
+SYSTEM = "system"
+
+
+async def start_account_contact_clock(uow: UnitOfWork, account: Account, policy: AssignmentPolicy) -> None:
+    """Call when an account is created (e.g. by converting a lead): unless a contact is logged on
+    it within ``policy.account_contact``, its owner's manager gets ``account.contact_overdue``."""
+    await schedule_timer(
+        uow,
+        ACCOUNT_CONTACT_TIMER,
+        key=str(account.id),
+        due_at=account.created_at + policy.account_contact,
+        payload={"created_at": account.created_at.isoformat()},
+    )
+
+
+async def account_contact_deadline(payload: dict, uow: UnitOfWork) -> None:
+    account = await AccountRepository(uow).get(uuid.UUID(payload["_key"]), None)
+    if account is None:
+        return
+    created_at = datetime.fromisoformat(payload["created_at"])
+    if await ActivityRepository(uow).contact_since(account.id, created_at):
+        return
+    rep = await SalesRepRepository(uow).get(account.owner_id, None)  # type: ignore[arg-type]
+    team = await SalesTeamRepository(uow).get(rep.team_id, None) if rep and rep.team_id else None  # type: ignore[arg-type]
+    uow.emit(
+        AccountContactOverdue(
+            account_id=str(account.id),
+            customer_name=account.name,
+            owner_id=account.owner_id,
+            manager_id=team.manager_id if team else None,
+            created_at=created_at,
+            due_at=_now(),
+        ),
+        subject=str(account.id),
+    )
+
+
+async def follow_up_due(payload: dict, uow: UnitOfWork) -> None:
+    """An activity's planned follow-up fell due: remind the lead's or account's owner now."""
+    activities = ActivityRepository(uow)
+    activity = await activities.get(uuid.UUID(payload["_key"]), None, for_update=True)
+    if activity is None or activity.next_follow_up_at is None:
+        return
+    if activity.lead_id is not None:
+        lead = await LeadRepository(uow).get(activity.lead_id, None)
+        owner_id = lead.owner_id if lead else None
+    else:
+        account = await AccountRepository(uow).get(activity.account_id, None)  # type: ignore[arg-type]
+        owner_id = account.owner_id if account else None
+    activity.follow_up_due(owner_id)
+    await activities.save(activity)

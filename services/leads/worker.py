@@ -1,4 +1,4 @@
-"""The leads worker: its consumers and outbox relay."""
+"""The leads worker: its consumers, outbox relay and durable timers."""
 
 from services.leads.config import get_settings
 from services.leads.consumers import SUBSCRIPTIONS, TIMERS

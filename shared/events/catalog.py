@@ -19,8 +19,11 @@ from shared.events.base import Event
 
 __all__ = [
     "AccountClassified",
+    "AccountContactOverdue",
     "AccountFollowUpDue",
     "AccountTierChanged",
+    "ActivityFollowUpDue",
+    "ActivityLogged",
     "ContactInfo",
     "ContractApprovalDecision",
     "ContractApproved",
@@ -34,10 +37,12 @@ __all__ = [
     "ContractSubmitted",
     "DeliveredItem",
     "InvoiceIssued",
+    "LeadAssigned",
     "LeadConverted",
     "LeadCreated",
     "LeadGraded",
     "LeadOwnerChanged",
+    "LeadReturnedToPool",
     "OpportunityLost",
     "OpportunityStageChanged",
     "OpportunityWon",
@@ -111,7 +116,8 @@ class AccountClassified(Event, type="account.classified.v1"):
 
 class LeadCreated(Event, type="lead.created.v1"):
     """A lead was registered. ``owner_id`` is who owns the customer (the first rep to register
-    it); ``registered_by`` who entered this lead. A lead matching an earlier lead or account
+    it, or the rep the assignment rules chose; "" with ``in_pool`` when nobody could take it);
+    ``registered_by`` who entered this lead. A lead matching an earlier lead or account
     carries the match in ``duplicate_of_lead_id`` / ``matched_account_id``."""
 
     lead_id: uuid.UUID
@@ -127,6 +133,8 @@ class LeadCreated(Event, type="lead.created.v1"):
     duplicate_of_lead_id: uuid.UUID | None = None
     matched_account_id: uuid.UUID | None = None
     ownership_conflict: bool = False
+    # True when nobody could take it and it went to the public pool (``owner_id`` is then "").
+    in_pool: bool = False
 
 
 class LeadGraded(Event, type="lead.graded.v1"):
@@ -682,3 +690,78 @@ class QuoteAccepted(Event, type="quote.accepted.v1"):
     total_amount: Decimal
     accepted_by: str
     accepted_at: datetime
+
+
+# --- leads: assignment, public pool, activities, first-contact deadlines -----------------
+
+
+class LeadAssigned(Event, type="lead.assigned.v1"):
+    """A lead got an owner. ``method``: ``rules`` (the assignment rules), ``manual`` (a manager),
+    ``claim`` (a rep took it from the pool). The owner must log a first contact by
+    ``first_contact_due_at`` or the lead goes back to the pool."""
+
+    lead_id: uuid.UUID
+    owner_id: str
+    previous_owner_id: str | None = None
+    method: str
+    assigned_by: str
+    region: str | None = None
+    industry: str | None = None
+    first_contact_due_at: datetime | None = None
+    assigned_at: datetime
+
+
+class LeadReturnedToPool(Event, type="lead.returned_to_pool.v1"):
+    """A lead left its owner for the public pool. ``reason``: ``released`` (the rep gave it back,
+    ``note`` says why) or ``no_first_contact`` (no contact logged in time; ``returned_by`` is
+    ``system``). The rules then try to give it to another rep (``lead.assigned``)."""
+
+    lead_id: uuid.UUID
+    previous_owner_id: str
+    reason: str
+    note: str | None = None
+    returned_by: str
+    region: str | None = None
+    industry: str | None = None
+    returned_at: datetime
+
+
+class ActivityLogged(Event, type="activity.logged.v1"):
+    """A call, visit, email, meeting or note on a lead or an account. ``first_contact`` when it
+    was the owner's first contact with the lead (it stops the first-contact clock)."""
+
+    activity_id: uuid.UUID
+    lead_id: uuid.UUID | None = None
+    account_id: uuid.UUID | None = None
+    kind: str
+    outcome: str | None = None
+    owner_id: str | None = None
+    logged_by: str
+    occurred_at: datetime
+    next_follow_up_at: datetime | None = None
+    first_contact: bool = False
+
+
+class ActivityFollowUpDue(Event, type="activity.follow_up_due.v1"):
+    """The follow-up an activity planned is due: a reminder for ``owner_id`` (the lead's or
+    account's owner when it fell due)."""
+
+    activity_id: uuid.UUID
+    lead_id: uuid.UUID | None = None
+    account_id: uuid.UUID | None = None
+    owner_id: str | None = None
+    kind: str
+    outcome: str | None = None
+    due_at: datetime
+
+
+class AccountContactOverdue(Event, type="account.contact_overdue.v1"):
+    """A new account got no logged contact within its deadline (7 days by default): its owner's
+    manager is told (``manager_id``, None when the owner has no team manager) and may transfer it."""
+
+    account_id: str
+    customer_name: str
+    owner_id: str
+    manager_id: str | None = None
+    created_at: datetime
+    due_at: datetime

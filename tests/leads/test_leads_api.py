@@ -20,7 +20,17 @@ from tests.test_pipeline import publish_raw
 REP = auth("rep-1", "sales_rep")
 REP2 = auth("rep-2", "sales_rep")
 REP3 = auth("rep-3", "sales_rep")
-MANAGER = auth("mgr-1", "sales_manager")
+MANAGER = auth("mgr-1", "sales_manager", team="t-east")
+ADMIN = auth("admin-1", "admin")
+
+
+async def team_of_three(leads: httpx.AsyncClient) -> None:
+    """rep-1, rep-2 and rep-3 are team t-east (mgr-1's: a manager sees their team's leads only)."""
+    response = await leads.put("/v1/sales-teams/t-east", json={"name": "East", "manager_id": "mgr-1"}, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    for rep in ("rep-1", "rep-2", "rep-3"):
+        body = {"name": rep, "team_id": "t-east", "capacity": 100}
+        assert (await leads.put(f"/v1/sales-reps/{rep}", json=body, headers=ADMIN)).status_code == 201
 
 
 def lead_body(**overrides) -> dict:
@@ -58,6 +68,7 @@ async def outbox(db: asyncpg.Connection, event_type: str) -> list[dict]:
 
 async def test_a_lead_is_normalised_graded_and_announced(system: System, clean_db: asyncpg.Connection) -> None:
     leads = await system.client("leads")
+    await team_of_three(leads)
     response = await leads.post("/v1/leads", json=lead_body(), headers=REP)
     assert response.status_code == 201, response.text
     lead = response.json()
@@ -116,6 +127,7 @@ async def test_duplicates_across_phone_formats_and_full_width_names_are_linked(
     system: System, clean_db: asyncpg.Connection
 ) -> None:
     leads = await system.client("leads")
+    await team_of_three(leads)
     first = await create(leads, lead_body(email=None, uscc=None, company_name="Acme", phone="138 0013 8000"))
     # Same phone in other formats, by the owner and by another rep.
     again = await create(leads, lead_body(email=None, uscc=None, company_name=None, phone="8613800138000"))
@@ -195,6 +207,7 @@ async def test_create_is_idempotent(system: System, clean_db: asyncpg.Connection
 
 async def test_list_is_paginated_filtered_and_scoped(system: System, clean_db: asyncpg.Connection) -> None:
     leads = await system.client("leads")
+    await team_of_three(leads)
     mine = []
     for i in range(5):
         body = lead_body(
@@ -249,6 +262,7 @@ async def test_changed_inputs_regrade_the_lead(system: System, clean_db: asyncpg
 
 async def test_a_manager_overrides_the_first_registered_owner(system: System, clean_db: asyncpg.Connection) -> None:
     leads = await system.client("leads")
+    await team_of_three(leads)
     first = await create(leads, lead_body())
     second = await create(leads, lead_body(email=None, uscc=None, company_name=None), REP2)
     assert second["ownership_conflict"]

@@ -61,3 +61,10 @@ def sales_routers() -> list[APIRouter]:
         quotes.opportunity_quotes,
         quotes.router,
     ]
+
+
+def capture_routers() -> list[APIRouter]:
+    """Sales reps and teams, the public pool and assignment, activities."""
+    from services.leads.api import activities, pool, reps
+
+    return [reps.team_router, reps.rep_router, pool.pool_router, pool.lead_router, activities.router]

@@ -8,8 +8,8 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, model_validator
 
-from services.leads.domain import DecisionTimeframe, LeadSource, NeedFit
-from shared.api import ApiModel, ApiResponse, Currency, Money
+from services.leads.domain import ActivityKind, DecisionTimeframe, LeadSource, NeedFit, RepStatus
+from shared.api import ApiModel, ApiResponse, Currency, Instant, Money, SafeStr
 
 
 class AccountRead(ApiResponse):
@@ -86,7 +86,7 @@ class OwnerOverride(ApiModel):
 class LeadRead(ApiResponse):
     id: uuid.UUID
     version: int
-    owner_id: str
+    owner_id: str | None = Field(description="None while the lead is in the public pool")
     registered_by: str
     source: str
     company_name: str | None
@@ -112,6 +112,9 @@ class LeadRead(ApiResponse):
     matched_account_id: uuid.UUID | None = Field(description="The existing account of the same customer")
     ownership_conflict: bool = Field(description="Another rep registered this customer first (and owns it)")
     created_at: datetime
+    assigned_at: datetime | None = Field(description="When its owner got it by the rules, by hand or by claim")
+    first_contacted_at: datetime | None = Field(description="Its owner's first logged contact since then")
+    pooled_at: datetime | None = Field(description="Since when it waits in the public pool")
 
 
 class OwnershipConflictRead(ApiResponse):
@@ -125,3 +128,79 @@ class OwnershipConflictRead(ApiResponse):
     resolved_at: datetime | None
     resolved_by: str | None
     resolution: str | None
+
+
+# -- sales reps and teams, pool, activities -----------------------------------------------------
+
+Name = Annotated[SafeStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Label = Annotated[SafeStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class SalesTeamPut(ApiModel):
+    name: Name
+    region: Label | None = None
+    manager_id: Annotated[SafeStr, StringConstraints(min_length=1, max_length=255)] | None = Field(
+        default=None, description="The sales manager's token subject"
+    )
+
+
+class SalesTeamRead(ApiResponse):
+    id: str
+    version: int
+    name: str
+    region: str | None
+    manager_id: str | None
+    created_at: datetime
+
+
+class SalesRepPut(ApiModel):
+    name: Name
+    team_id: Label | None = None
+    region: Label | None = Field(default=None, description="None: leads of any region")
+    industries: list[Label] = Field(default_factory=list, max_length=50, description="Empty: any industry")
+    capacity: int = Field(ge=0, le=100_000, description="How many leads the rep may own at once")
+    status: RepStatus = RepStatus.ACTIVE
+
+
+class SalesRepRead(ApiResponse):
+    id: str
+    version: int
+    name: str
+    team_id: str | None
+    region: str | None
+    industries: list[str]
+    capacity: int
+    status: str
+    created_at: datetime
+
+
+class LeadAssign(ApiModel):
+    owner_id: Annotated[SafeStr, StringConstraints(min_length=1, max_length=255)] | None = Field(
+        default=None, description="The rep to give it to; omitted: the assignment rules choose another rep"
+    )
+
+
+class LeadRelease(ApiModel):
+    reason: Text500
+
+
+class ActivityCreate(ApiModel):
+    kind: ActivityKind
+    occurred_at: Instant
+    outcome: Annotated[SafeStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
+    notes: Annotated[SafeStr, StringConstraints(max_length=10_000)] | None = None
+    next_follow_up_at: Instant | None = Field(default=None, description="Raises a reminder for the owner when due")
+
+
+class ActivityRead(ApiResponse):
+    id: uuid.UUID
+    lead_id: uuid.UUID | None
+    account_id: uuid.UUID | None
+    kind: str
+    outcome: str | None
+    notes: str | None
+    logged_by: str
+    occurred_at: datetime
+    next_follow_up_at: datetime | None
+    first_contact: bool = Field(description="The owner's first contact since the lead was assigned")
+    created_at: datetime

@@ -1,4 +1,6 @@
 from services.leads.domain.account import Account, AccountClassification
+from services.leads.domain.activity import CONTACT_KINDS, Activity, ActivityKind
+from services.leads.domain.assignment import AssignmentPolicy, choose_rep, eligible_reps, rule_key
 from services.leads.domain.grading import (
     DecisionTimeframe,
     Grade,
@@ -7,7 +9,16 @@ from services.leads.domain.grading import (
     GradingRules,
     NeedFit,
 )
-from services.leads.domain.lead import Attribution, Lead, LeadSource
+from services.leads.domain.lead import (
+    BY_CLAIM,
+    BY_HAND,
+    BY_RULES,
+    NO_FIRST_CONTACT,
+    RELEASED,
+    Attribution,
+    Lead,
+    LeadSource,
+)
 from services.leads.domain.matching import (
     DEFAULT_PHONE_REGION,
     InvalidIdentifier,
@@ -19,11 +30,21 @@ from services.leads.domain.matching import (
     normalize_phone,
     normalize_uscc,
 )
+from services.leads.domain.rep import RepStatus, SalesRep, SalesTeam
 
 __all__ = [
+    "BY_CLAIM",
+    "BY_HAND",
+    "BY_RULES",
+    "CONTACT_KINDS",
     "DEFAULT_PHONE_REGION",
+    "NO_FIRST_CONTACT",
+    "RELEASED",
     "Account",
     "AccountClassification",
+    "Activity",
+    "ActivityKind",
+    "AssignmentPolicy",
     "Attribution",
     "DecisionTimeframe",
     "Grade",
@@ -36,9 +57,15 @@ __all__ = [
     "MatchKey",
     "MatchKind",
     "NeedFit",
+    "RepStatus",
+    "SalesRep",
+    "SalesTeam",
+    "choose_rep",
+    "eligible_reps",
     "match_keys",
     "normalize_company_name",
     "normalize_email",
     "normalize_phone",
     "normalize_uscc",
+    "rule_key",
 ]
