@@ -15,6 +15,8 @@ class ServiceDeskSettings(ServiceSettings):
     survey_link_ttl_seconds: float = 30 * 24 * 3600
     # Where customers reach this service (the gateway in production): links in survey.sent.
     public_base_url: str = "http://127.0.0.1:8004"
+    # How long a customer's repair acceptance link stays answerable.
+    repair_acceptance_link_ttl_seconds: float = 14 * 24 * 3600
     # A resolved ticket the customer neither confirms nor disputes closes after this long.
     ticket_auto_close_after_seconds: float = 7 * 24 * 3600
     # Which group (skill) a new ticket goes to when the request names none.

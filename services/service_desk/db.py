@@ -229,6 +229,10 @@ repairs = Table(
     Column("labour_cost", Numeric(14, 2), nullable=False),
     Column("rejections", JSONB, nullable=False),
     utc_timestamp("accepted_at"),
+    Column("accepted_by", Text),
+    # SHA-256 of the customer's acceptance link token (the token is only ever in the event).
+    Column("acceptance_token_hash", Text, unique=True),
+    utc_timestamp("acceptance_expires_at"),
     utc_timestamp("created_at", nullable=False),
     utc_timestamp("updated_at", nullable=False),
     Index("ix_repairs_created_at_id", "created_at", "id"),
@@ -375,12 +379,7 @@ class SurveyRepository(SupportVisible, Repository[Survey]):
         )
         if for_update:
             query = query.with_for_update()
-        row = (await self.uow.execute(query)).first()
-        if row is None:
-            return None
-        survey = self.from_row(row)
-        self._loaded_versions[survey.aggregate_id] = survey.version
-        return survey
+        return await _by_link(self, query)
 
     def to_row(self, survey: Survey) -> dict[str, Any]:
         return {
@@ -433,6 +432,16 @@ class SurveyRepository(SupportVisible, Repository[Survey]):
         )
 
 
+async def _by_link(repository: Repository, query: Any) -> Any:
+    """The aggregate a customer's link opens (no principal: the link is the credential), loaded for change."""
+    row = (await repository.uow.execute(query)).first()
+    if row is None:
+        return None
+    aggregate = repository.from_row(row)
+    repository._loaded_versions[aggregate.aggregate_id] = aggregate.version
+    return aggregate
+
+
 def _support_only(principal: Principal | None) -> ColumnElement[bool]:
     if principal is None or principal.roles & (SUPPORT_ROLES | {ADMIN}):
         return true()
@@ -474,12 +483,7 @@ class TicketRepository(Repository[Ticket]):
 
     async def by_confirmation_hash(self, token_hash: str) -> Ticket | None:
         query = select(tickets).where(tickets.c.confirmation_token_hash == token_hash).with_for_update()
-        row = (await self.uow.execute(query)).first()
-        if row is None:
-            return None
-        ticket = self.from_row(row)
-        self._loaded_versions[ticket.aggregate_id] = ticket.version
-        return ticket
+        return await _by_link(self, query)
 
     def to_row(self, t: Ticket) -> dict[str, Any]:
         return {
@@ -763,6 +767,13 @@ class RepairRepository(Repository[Repair]):
     def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
         return _support_only(principal)
 
+    async def by_acceptance_hash(self, token_hash: str, *, for_update: bool = False) -> Repair | None:
+        """The repair a customer's acceptance link opens (the link itself is the credential)."""
+        query = select(repairs).where(repairs.c.acceptance_token_hash == token_hash)
+        if for_update:
+            query = query.with_for_update()
+        return await _by_link(self, query)
+
     def to_row(self, r: Repair) -> dict[str, Any]:
         return {
             "id": r.id,
@@ -779,6 +790,9 @@ class RepairRepository(Repository[Repair]):
             "labour_cost": r.labour_cost,
             "rejections": list(r.rejections),
             "accepted_at": r.accepted_at,
+            "accepted_by": r.accepted_by,
+            "acceptance_token_hash": r.acceptance_token_hash,
+            "acceptance_expires_at": r.acceptance_expires_at,
             "created_at": r.created_at,
             "updated_at": r.updated_at,
         }
@@ -799,6 +813,9 @@ class RepairRepository(Repository[Repair]):
             labour_cost=row.labour_cost,
             rejections=list(row.rejections),
             accepted_at=row.accepted_at,
+            accepted_by=row.accepted_by,
+            acceptance_token_hash=row.acceptance_token_hash,
+            acceptance_expires_at=row.acceptance_expires_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )

@@ -39,7 +39,13 @@ from services.service_desk.domain import (
 from services.service_desk.domain.customer import customer_tier
 from services.service_desk.domain.escalation import Escalation
 from services.service_desk.domain.repair import Part, Repair
-from services.service_desk.links import hash_token, new_confirmation_link, new_survey_link, well_formed
+from services.service_desk.links import (
+    hash_token,
+    new_confirmation_link,
+    new_repair_link,
+    new_survey_link,
+    well_formed,
+)
 from shared.auth import Principal
 from shared.domain import DomainError, NotFound, PreconditionFailed
 from shared.events import ContactInfo
@@ -538,6 +544,11 @@ async def change_repair(
         if action == "start_repair":
             parts = tuple(Part(**part) for part in args["parts"])
             repair.start_repair(findings=args["findings"], parts=parts, labour_cost=args["labour_cost"], now=now)
+        elif action == "complete":
+            ticket = await TicketRepository(uow).get(repair.ticket_id, None)
+            repair.complete(now, link=new_repair_link(now), contact=ticket.contact if ticket else None)
+        elif action == "accept":
+            repair.accept(now, by=principal.sub)
         elif action == "reject":
             repair.reject(args["reason"], now)
         else:
@@ -580,3 +591,29 @@ async def acknowledge_escalation(
         await escalations.save(escalation)
         await uow.commit()
     return escalation
+
+
+async def open_repair_acceptance(token: str, uow: UnitOfWork) -> Repair:
+    """The repair behind a customer's acceptance link, if it may still be answered (else why, raised)."""
+    async with uow:
+        repair = await _repair_by_token(token, RepairRepository(uow))
+    repair.check_link_open(datetime.now(UTC))
+    return repair
+
+
+async def answer_repair(token: str, uow: UnitOfWork, *, accepted: bool, reason: str | None) -> Repair:
+    """The customer accepts, or rejects back to repairing; the row lock makes a second answer see the first."""
+    async with uow:
+        repairs = RepairRepository(uow)
+        repair = await _repair_by_token(token, repairs, for_update=True)
+        repair.customer_answer(accepted=accepted, reason=reason, now=datetime.now(UTC))
+        await repairs.save(repair)
+        await uow.commit()
+    return repair
+
+
+async def _repair_by_token(token: str, repairs: RepairRepository, *, for_update: bool = False) -> Repair:
+    repair = await repairs.by_acceptance_hash(hash_token(token), for_update=for_update) if well_formed(token) else None
+    if repair is None:
+        raise NotFound("no repair awaits acceptance with this link")
+    return repair

@@ -1,4 +1,5 @@
-"""Secret links for customers (survey pages, ticket confirmations): random, stored hashed.
+"""Secret links for customers (survey pages, ticket confirmations, repair acceptance): random,
+stored hashed.
 
 The token is 256 random bits; only its SHA-256 is stored, so a database leak does not let
 anyone answer in a customer's name. A fast hash is enough for a random token (no dictionary
@@ -17,6 +18,7 @@ from services.service_desk.domain import SurveyLink
 
 SURVEY_PAGE_PATH = "/v1/surveys/answer/"
 CONFIRMATION_PAGE_PATH = "/v1/tickets/confirm/"
+REPAIR_PAGE_PATH = "/v1/repairs/accept/"
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{20,100}")
 
 
@@ -42,3 +44,7 @@ def new_survey_link(now: datetime, *, expires_at: datetime | None = None) -> Sur
 def new_confirmation_link(now: datetime) -> SurveyLink:
     """Valid while the ticket stays resolved (it auto-closes after the configured days)."""
     return _new_link(CONFIRMATION_PAGE_PATH, now + timedelta(seconds=get_settings().ticket_auto_close_after_seconds))
+
+
+def new_repair_link(now: datetime) -> SurveyLink:
+    return _new_link(REPAIR_PAGE_PATH, now + timedelta(seconds=get_settings().repair_acceptance_link_ttl_seconds))

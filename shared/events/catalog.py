@@ -64,6 +64,7 @@ __all__ = [
     "TicketClosed",
     "TicketOpened",
     "TicketReopened",
+    "TicketRepairCompleted",
     "TicketResolved",
     "TicketSlaBreached",
     "TicketSlaWarned",
@@ -564,6 +565,23 @@ class TicketSlaBreached(Event, type="ticket.sla_breached.v1"):
     group: str
     escalated_to: str = "support_lead"
     breached_at: datetime
+
+
+class TicketRepairCompleted(Event, type="ticket.repair_completed.v1"):
+    """A ticket's repair is done and awaits the customer's acceptance: ``link`` is the customer's
+    page to accept or reject it (a secret link: one answer, expires at ``expires_at``)."""
+
+    ticket_id: uuid.UUID
+    ticket_number: str
+    repair_id: uuid.UUID
+    customer_id: str
+    contact: ContactInfo | None = None
+    under_warranty: bool
+    currency: str
+    charged_amount: Decimal
+    link: str | None = None
+    expires_at: datetime | None = None
+    completed_at: datetime
 
 
 class SurveyReminded(Event, type="survey.reminded.v1"):

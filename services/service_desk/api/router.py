@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.service_desk import handlers
-from services.service_desk.api import articles, escalations, repairs, reports, survey_page, tickets
+from services.service_desk.api import articles, escalations, repair_page, repairs, reports, survey_page, tickets
 from services.service_desk.api.schemas import CoverageRead, SurveyRead, WarrantyRead
 from shared.api import SafeStr
 from shared.auth import ADMIN, SALES_MANAGER, SALES_REP, SUPPORT_AGENT, SUPPORT_LEAD, Principal, require_roles
@@ -121,5 +121,6 @@ routers = [
     articles.router,
     reports.router,
     repairs.ticket_repairs,
+    repair_page.router,
     repairs.router,
 ]

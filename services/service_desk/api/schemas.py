@@ -253,6 +253,8 @@ class RepairRead(ApiResponse):
     charged_amount: Money = Field(description="What the customer pays: zero under warranty")
     rejections: list[str]
     accepted_at: datetime | None
+    accepted_by: str | None = Field(None, description="customer (through their link) or the agent who recorded it")
+    acceptance_expires_at: datetime | None = Field(None, description="Until when the customer's link works")
     created_at: datetime
     updated_at: datetime
 
