@@ -9,10 +9,13 @@ Decisions worth knowing (see ``domain/order.py`` for the state machine):
 - The discount level is skipped, with the rule, when the owner's authority covers the effective
   discount (line and header discounts against quantity x unit price), or when the sales
   manager's does (their level already approves it). Nobody approves their own order.
-- Finance's credit check: the customer's balance on its other approved, unclosed orders plus
-  what is unpaid on this one, against the customer's limit from the ERP (or finance); without
-  one, ``SALESLINE_ORDERS_DEFAULT_CREDIT_LIMIT`` (500,000) in the order's currency. A limit in
-  another currency is not converted: the order waits on credit hold.
+- Finance's credit check: the customer's balance on its other approved, unclosed orders in the
+  order's currency (an overpaid order counts as 0) plus what is unpaid on this one, against the
+  customer's limit from the ERP (or finance); without one,
+  ``SALESLINE_ORDERS_DEFAULT_CREDIT_LIMIT`` (500,000) in the order's currency. A limit in
+  another currency is not converted: the order waits on credit hold. Checks for one customer
+  run one at a time (a transaction-scoped advisory lock), so concurrent approvals cannot
+  together exceed the limit. ``GET /v1/credit-limits/{customer}`` shows the same figures.
 - Prepayment comes from the payment terms ("30% prepayment, net 30", "prepaid", "cash in
   advance" = 100 %).
 - Changes: before approval they amend and restart approval; after approval, until everything is

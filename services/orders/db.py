@@ -188,8 +188,11 @@ class OrderRepository(Repository[Order]):
     async def outstanding_balance(
         self, customer_id: str, currency: str, *, excluding: uuid.UUID | None = None
     ) -> Decimal:
-        """What the customer owes in ``currency`` on its (other) approved, not yet closed orders."""
-        query = select(func.coalesce(func.sum(orders.c.total_amount - orders.c.paid_amount), 0)).where(
+        """What the customer owes in ``currency`` on its (other) approved, not yet closed orders.
+
+        An overpaid order owes nothing; its surplus does not make room on the customer's others."""
+        owed = func.greatest(orders.c.total_amount - orders.c.paid_amount, 0)
+        query = select(func.coalesce(func.sum(owed), 0)).where(
             orders.c.customer_id == customer_id,
             orders.c.currency == currency,
             orders.c.status.in_([s.value for s in CREDIT_EXPOSED]),

@@ -615,6 +615,15 @@ async def test_credit_position_shows_limit_outstanding_and_available(
     bad = await orders.get("/v1/credit-limits/acme", params={"currency": "XYZ"}, headers=FINANCE)
     assert bad.status_code == 422
 
+    # An overpaid order owes nothing, and its surplus makes no room for the customer's other orders.
+    overpaid, owing = await enter(orders, order_body("globex")), await enter(orders, order_body("globex"))
+    for order in (overpaid, owing):
+        await decide(orders, order["id"], MANAGER)
+        await decide(orders, order["id"], FINANCE)
+    await orders.post(f"/v1/orders/{overpaid['id']}/payments", json={"amount": "3500.00"}, headers=FINANCE)
+    globex = (await orders.get("/v1/credit-limits/globex", headers=FINANCE)).json()
+    assert globex["outstanding_balance"] == "3000.00"
+
 
 async def test_change_request_after_a_partial_shipment_refuses_the_shipped_part_with_a_409(
     system: System, clean_db: asyncpg.Connection
