@@ -26,6 +26,7 @@ class LeadsSettings(ServiceSettings):
     account_contact_days: float = Field(default=7.0, gt=0)
     # How many leads one rep may claim from the pool per calendar day (in ``business_timezone``).
     pool_claims_per_day: int = Field(default=20, ge=0)
+    # Also where target periods (months, quarters, years) begin at midnight.
     business_timezone: str = "Asia/Shanghai"
 
     @field_validator("phone_region")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from services.leads import handlers
 from services.leads.config import assignment_policy, get_settings
-from services.leads.db import AccountRepository, CustomerKeys
+from services.leads.db import AccountRepository, CustomerKeys, SignedContracts
 from services.leads.domain import Account, InvalidIdentifier, MatchKey, MatchKind, normalize_company_name
 from shared.events import ContractSigned
 from shared.inbox import Subscription
@@ -45,7 +45,25 @@ async def on_contract_signed(event: ContractSigned, uow: UnitOfWork) -> None:
         await accounts.save(account)
 
 
-SUBSCRIPTIONS = [Subscription("leads.contract_signed", on_contract_signed, events=(ContractSigned,))]
+async def on_contract_signed_for_targets(event: ContractSigned, uow: UnitOfWork) -> None:
+    """The owner signed ``total_amount``: it counts towards their (and their team's) targets."""
+    await SignedContracts(uow).record(
+        {
+            "contract_id": event.contract_id,
+            "contract_number": event.contract_number,
+            "customer_id": event.customer_id,
+            "owner_id": event.owner_id,
+            "currency": event.currency,
+            "total_amount": event.total_amount,
+            "signed_at": event.signed_at,
+        }
+    )
+
+
+SUBSCRIPTIONS = [
+    Subscription("leads.contract_signed", on_contract_signed, events=(ContractSigned,)),
+    Subscription("leads.contract_signed_targets", on_contract_signed_for_targets, events=(ContractSigned,)),
+]
 
 
 async def _first_contact_deadline(payload: dict, uow: UnitOfWork) -> None:

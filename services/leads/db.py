@@ -51,6 +51,7 @@ from services.leads.domain.account import AccountTier
 from services.leads.domain.conversion import Contact
 from services.leads.domain.opportunity import Opportunity, Stage
 from services.leads.domain.quote import Quote, QuoteLine, QuoteStatus
+from services.leads.domain.target import PeriodKind, Target, TargetScope
 from services.leads.sales_scope import sales_scope
 from shared.auth import Principal
 from shared.db import service_metadata, utc_timestamp
@@ -1023,3 +1024,116 @@ class ActivityRepository(Repository[Activity]):
             first_contact=row.first_contact,
             created_at=row.created_at,
         )
+
+
+# -- targets ----------------------------------------------------------------------------------
+
+targets = Table(
+    "targets",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("team", Text, nullable=False),
+    Column("region", Text),
+    Column("owner_id", Text, nullable=False),
+    Column("parent_id", UUID(as_uuid=True)),
+    Column("period_kind", Text, nullable=False),
+    Column("period", Text, nullable=False),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date, nullable=False),
+    utc_timestamp("starts_at", nullable=False),
+    utc_timestamp("ends_at", nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("amount", Numeric(14, 2), nullable=False),
+    Column("created_by", Text, nullable=False),
+    utc_timestamp("created_at", nullable=False),
+    Index("ix_targets_created_at_id", "created_at", "id"),
+    Index("ix_targets_owner_id_created_at_id", "owner_id", "created_at", "id"),
+    Index("ix_targets_team_created_at_id", "team", "created_at", "id"),
+    Index("ix_targets_region_created_at_id", "region", "created_at", "id"),
+    Index("ix_targets_period_created_at_id", "period", "created_at", "id"),
+    Index("ix_targets_parent_id", "parent_id"),
+    Index("uq_targets_team_period", "team", "period", unique=True, postgresql_where=text("scope = 'team'")),
+)
+
+# What each rep signed, from contract.signed (one row per contract): targets' achievement.
+signed_contracts = Table(
+    "signed_contracts",
+    metadata,
+    Column("contract_id", UUID(as_uuid=True), primary_key=True),
+    Column("contract_number", Text, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("owner_id", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("total_amount", Numeric(14, 2), nullable=False),
+    utc_timestamp("signed_at", nullable=False),
+    Index("ix_signed_contracts_owner_id_signed_at", "owner_id", "signed_at"),
+)
+
+
+def _achieved() -> Any:
+    """Per target row: what its rep (or its team's reps) signed in its period and currency."""
+    reps = targets.alias("reps")
+    c = signed_contracts.c
+    rep_ids = (
+        select(reps.c.owner_id)
+        .where(or_(reps.c.parent_id == targets.c.id, (reps.c.id == targets.c.id) & (reps.c.scope == "rep")))
+        .correlate_except(reps)  # the outer row's target, two levels up
+    )
+    return (
+        select(func.coalesce(func.sum(c.total_amount), 0))
+        .where(
+            c.owner_id.in_(rep_ids),
+            c.currency == targets.c.currency,
+            c.signed_at >= targets.c.starts_at,
+            c.signed_at < targets.c.ends_at,
+        )
+        .scalar_subquery()
+        .label("achieved_amount")
+    )
+
+
+class TargetRepository(Repository[Target]):
+    table = targets
+    noun = "target"
+
+    def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
+        return sales_scope(principal, owner=targets.c.owner_id, team=targets.c.team, region=targets.c.region)
+
+    async def lock_team_period(self, team: str, period: str) -> bool:
+        """Serialise setting one team's target for one period; True if it exists already."""
+        await self.uow.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"{team}/{period}", 0))))
+        query = select(targets.c.id).where(
+            targets.c.team == team, targets.c.period == period, targets.c.scope == "team"
+        )
+        return (await self.uow.execute(query)).first() is not None
+
+    async def with_achievement(
+        self, principal: Principal, page, *, filters: dict[str, Any], target_id: uuid.UUID | None = None
+    ) -> tuple[list[tuple[Target, Any]], str | None]:
+        query = select(targets, _achieved()).where(self.visible_to(principal))
+        if target_id is not None:
+            query = query.where(targets.c.id == target_id)
+        for column, value in filters.items():
+            if value is not None:
+                query = query.where(targets.c[column] == value)
+        rows, next_cursor = await fetch_page(self.uow, query, (targets.c.created_at, targets.c.id), page)
+        return [(self.from_row(r), r.achieved_amount) for r in rows], next_cursor
+
+    def to_row(self, t: Target) -> dict[str, Any]:
+        row = {name: getattr(t, name) for name in targets.c.keys()}
+        return {**row, "scope": t.scope.value, "period_kind": t.period_kind.value}
+
+    def from_row(self, row: Any) -> Target:
+        values = {name: row._mapping[name] for name in targets.c.keys()}
+        values["scope"], values["period_kind"] = TargetScope(values["scope"]), PeriodKind(values["period_kind"])
+        return Target(**values)
+
+
+class SignedContracts:
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def record(self, row: dict[str, Any]) -> None:
+        await self.uow.execute(pg_insert(signed_contracts).values(row).on_conflict_do_nothing())

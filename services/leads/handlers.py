@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from services.leads.db import (
     AccountRepository,
@@ -21,6 +22,7 @@ from services.leads.db import (
     QuoteRepository,
     SalesRepRepository,
     SalesTeamRepository,
+    TargetRepository,
 )
 from services.leads.domain import (
     BY_CLAIM,
@@ -52,6 +54,7 @@ from services.leads.domain.conversion import Contact, ConversionRequest, convert
 from services.leads.domain.matching import normalize_email, normalize_phone
 from services.leads.domain.opportunity import Opportunity, Stage
 from services.leads.domain.quote import LineInput, PriceRules, Quote
+from services.leads.domain.target import Period, Target, may_set_target
 from shared.auth import REGIONAL_DIRECTOR, SALES_MANAGER, SALES_REP, Principal
 from shared.domain import DomainError, InvalidTransition, NotFound, PreconditionFailed
 from shared.events import AccountContactOverdue
@@ -1005,3 +1008,59 @@ async def follow_up_due(payload: dict, uow: UnitOfWork) -> None:
         owner_id = account.owner_id if account else None
     activity.follow_up_due(owner_id)
     await activities.save(activity)
+
+
+# -- targets ----------------------------------------------------------------------------------
+
+
+async def set_team_target(
+    principal: Principal,
+    uow: UnitOfWork,
+    *,
+    team: str,
+    region: str | None,
+    period: str,
+    currency: str,
+    amount: Decimal,
+    reps: list[tuple[str, Decimal]],
+    tz: ZoneInfo,
+) -> list[Target]:
+    """A team's target for a period and its decomposition over the reps; one per team and period."""
+    region = region or principal.region
+    may_set_target(principal.roles, sub_team=principal.team, sub_region=principal.region, team=team, region=region)
+    created = Target.for_team(
+        team=team,
+        region=region,
+        period=Period.parse(period),
+        currency=currency,
+        amount=amount,
+        reps=reps,
+        tz=tz,
+        by=principal.sub,
+        now=datetime.now(UTC),
+    )
+    async with uow:
+        repository = TargetRepository(uow)
+        if await repository.lock_team_period(team, created[0].period):
+            raise InvalidTransition(f"team {team} has a target for {period} already")
+        for target in created:
+            await repository.add(target)
+        await uow.commit()
+    return created
+
+
+async def list_targets(
+    principal: Principal, uow: UnitOfWork, page: PageParams, **filters: object
+) -> tuple[list[tuple[Target, Decimal]], str | None]:
+    async with uow:
+        return await TargetRepository(uow).with_achievement(principal, page, filters=filters)
+
+
+async def get_target(target_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> tuple[Target, Decimal]:
+    async with uow:
+        found, _ = await TargetRepository(uow).with_achievement(
+            principal, PageParams(limit=1, cursor=None), filters={}, target_id=target_id
+        )
+    if not found:
+        raise NotFound(f"no target {target_id}")
+    return found[0]

@@ -52,7 +52,7 @@ def _read(account) -> AccountRead:
 
 def sales_routers() -> list[APIRouter]:
     """Accounts (changes, contacts), conversion, opportunities, quotes, targets, reports."""
-    from services.leads.api import accounts, opportunities, quotes
+    from services.leads.api import accounts, opportunities, quotes, targets
 
     return [
         accounts.router,
@@ -60,6 +60,7 @@ def sales_routers() -> list[APIRouter]:
         opportunities.router,
         quotes.opportunity_quotes,
         quotes.router,
+        targets.router,
     ]
 
 

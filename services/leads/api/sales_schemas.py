@@ -161,3 +161,42 @@ class QuoteRead(ApiResponse):
     created_at: datetime
     accepted_by: str | None
     accepted_at: datetime | None
+
+
+RepId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Weight = Annotated[Decimal, Field(gt=0, le=Decimal("1000000"), max_digits=12, decimal_places=4)]
+
+
+class RepShare(ApiModel):
+    rep_id: RepId
+    weight: Weight = Field(Decimal(1), description="Relative share of the team target (equal by default)")
+
+
+class TeamTargetCreate(ApiModel):
+    team: Name
+    region: Name | None = Field(None, description="Defaults to your token's region")
+    period: Annotated[str, StringConstraints(pattern=r"^\d{4}(-(\d{2}|Q[1-4]))?$")] = Field(
+        description="2026-11 (month), 2026-Q4 (quarter) or 2026 (year)", examples=["2026-Q4"]
+    )
+    currency: CurrencyCode = "CNY"
+    amount: Money
+    reps: Annotated[list[RepShare], Field(min_length=1, max_length=500)]
+
+
+class TargetRead(ApiResponse):
+    id: uuid.UUID
+    scope: str = Field(description="team or rep")
+    team: str
+    region: str | None
+    owner_id: str = Field(description="The rep (rep targets) or who set the team target")
+    parent_id: uuid.UUID | None = Field(description="The team target a rep target was decomposed from")
+    period_kind: str
+    period: str
+    starts_on: date
+    ends_on: date = Field(description="Exclusive")
+    currency: str
+    amount: Money
+    achieved_amount: Money = Field(description="Signed in the period (contract.signed), in this currency")
+    achievement_pct: Decimal
+    created_by: str
+    created_at: datetime
