@@ -276,6 +276,7 @@ async def convert_lead(
     principal: Principal,
     uow: UnitOfWork,
     *,
+    policy: AssignmentPolicy,
     if_match: int | None,
 ) -> ConversionResult:
     """One transaction: account (unless the lead matched one), contact, opportunity, ``lead.converted``.
@@ -312,6 +313,7 @@ async def convert_lead(
             for key in match_keys(phone=lead.phone, email=lead.email, uscc=lead.uscc, company_name=lead.company_name):
                 await registry.link_account(key, account_id=account.id, owner_id=account.owner_id, now=now)
             await _schedule_follow_up(uow, account)
+            await start_account_contact_clock(uow, account, policy)
         await Contacts(uow).add(conversion.contact)
         await OpportunityRepository(uow).add(conversion.opportunity)
         await LeadConversions(uow).record(

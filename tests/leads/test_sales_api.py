@@ -95,6 +95,9 @@ async def test_a_qualified_lead_converts_once_into_account_contact_and_opportuni
     due = await clean_db.fetchval("SELECT due_at FROM leads.timers WHERE kind = 'account.follow_up_due'")
     created = await clean_db.fetchval("SELECT created_at FROM leads.accounts")
     assert due - created == timedelta(days=30)
+    # And the new account's 7-day first-contact clock runs.
+    contact_due = await clean_db.fetchval("SELECT due_at FROM leads.timers WHERE kind = 'account.first_contact'")
+    assert contact_due - created == timedelta(days=7)
 
 
 async def test_a_lead_matching_an_account_converts_onto_it(system: System, clean_db: asyncpg.Connection) -> None:

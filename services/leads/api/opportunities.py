@@ -18,6 +18,7 @@ from services.leads.api.sales_schemas import (
     OpportunityRead,
     StageChange,
 )
+from services.leads.config import assignment_policy
 from services.leads.domain.conversion import ConversionRequest
 from services.leads.domain.opportunity import Opportunity, Stage
 from shared.api import SafeStr
@@ -56,6 +57,7 @@ async def convert_lead(
         ConversionRequest(**body.model_dump()),
         principal,
         uow,
+        policy=assignment_policy(request.app.state.settings),
         if_match=expected_version(request),
     )
     if result.created:

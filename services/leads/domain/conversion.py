@@ -72,6 +72,8 @@ def convert(
     now: datetime,
 ) -> Conversion:
     """``team`` and ``region`` stamp a new account (hence who else sees it); the lead's region wins."""
+    if lead.owner_id is None:
+        raise InvalidTransition("a lead in the public pool converts once a rep owns it")
     if lead.grade not in QUALIFIED_GRADES:
         raise InvalidTransition(f"only a qualified (A or B) lead converts; this one is {lead.grade.value}")
     name = request.account_name or lead.company_name or lead.contact_name
