@@ -2,8 +2,10 @@
 
 Real processes, as ``make run`` starts them: the contracts worker (its outbox relay), the orders
 worker (its ``orders.contract_signed`` consumer) and the orders API (uvicorn, one worker). The
-driver drafts the contracts beforehand (untimed), then signs them at a steady rate through the
-real contracts handler (``sign_contract_shortcut``) and, for each, polls
+driver takes the contracts through drafting, legal review and sending for signature, and has the
+customer sign, beforehand (untimed); then the company signatory signs them at a steady rate
+through the real signing handler (``sign_with_link``, the last signature, which signs the
+contract and emits ``contract.signed``) and, for each, polls
 ``GET /v1/orders?contract_id=…`` with a sales rep's bearer token until the order is listed
 (through a few keep-alive connections: see :mod:`benchmarks.http11` for why not httpx).
 
@@ -37,10 +39,13 @@ TIMEOUT = 30.0
 
 
 async def run(quick: bool) -> Report:
+    from datetime import timedelta
+
     from services.contracts import handlers
     from services.contracts.config import get_settings as contracts_settings
     from services.contracts.db import platform_tables
-    from services.contracts.domain import ContractLine
+    from services.contracts.domain import ContractLine, ReviewDecision
+    from services.contracts.domain.signing import Party, Signatory
     from services.orders.config import get_settings as orders_settings
     from shared.auth import Principal, mint_token
     from shared.db import create_engine
@@ -50,16 +55,19 @@ async def run(quick: bool) -> Report:
     warmup, window = (1.0, 5.0) if quick else (3.0, 20.0)
     report = Report(
         "2. Contract signed → order visible through the orders API",
-        f"sign via the contracts handler at {RATE:g}/s for {window:g} s (after {warmup:g} s warm-up); contracts "
+        f"the last signature via the contracts signing handler at {RATE:g}/s for {window:g} s "
+        f"(after {warmup:g} s warm-up); contracts "
         f"worker, orders worker and orders API (uvicorn, 1 worker) as real processes; poll every "
         f"{POLL_INTERVAL * 1000:g} ms. Baseline: one bare aio-pika hop (confirms → consume) at {RATE:g}/s.",
     )
     settings = contracts_settings()
     runtime = Runtime(settings, create_engine(settings), platform_tables)
     rep = Principal(sub="bench-rep", roles=frozenset({"sales_rep"}))
+    legal = Principal(sub="bench-legal", roles=frozenset({"legal"}))
     token = mint_token(settings, sub="bench-rep", roles=["sales_rep"])
 
-    async def draft() -> uuid.UUID:
+    async def prepare() -> tuple[uuid.UUID, str]:
+        """A contract out for signature that the customer has signed; the company's token."""
         command = handlers.DraftContract(
             customer_id=f"bench-{uuid.uuid4().hex[:8]}",
             customer_name="Bench Customer Ltd.",
@@ -74,10 +82,31 @@ async def run(quick: bool) -> Report:
                 ContractLine(sku="SVC-1", description="Install", quantity=Decimal(1), unit_price=Decimal("300.00")),
             ],
         )
-        return (await handlers.draft_contract(command, runtime.uow())).id
+        contract_id = (await handlers.draft_contract(command, runtime.uow())).id
+        await handlers.submit_contract(contract_id, rep, runtime.uow())
+        await handlers.review_contract(contract_id, legal, runtime.uow(), decision=ReviewDecision.APPROVE)
+        _, issued = await handlers.send_for_signature(
+            contract_id,
+            rep,
+            runtime.uow(),
+            customer=Signatory("Han Meimei"),
+            company=Signatory("Wang Fang"),
+            ttl=timedelta(days=1),
+        )
+        tokens = {i.link.party: i.token for i in issued}
+        await handlers.sign_with_link(
+            handlers.SignWithLink(tokens[Party.CUSTOMER], "Han Meimei", confirmed=True), runtime.uow()
+        )
+        return contract_id, tokens[Party.COMPANY]
 
     count = int(RATE * (warmup + window)) + 1
-    contract_ids = [await draft() for _ in range(count)]
+    contracts: list[tuple[uuid.UUID, str]] = []
+
+    async def prepare_some(n: int) -> None:
+        for _ in range(n):
+            contracts.append(await prepare())
+
+    await asyncio.gather(*(prepare_some(count // 8 + 1) for _ in range(8)))
 
     servers = [
         Server("contracts-worker", [sys.executable, "-m", "services.contracts.worker"]),
@@ -92,8 +121,11 @@ async def run(quick: bool) -> Report:
         auth = {"Authorization": f"Bearer {token}"}
         try:
 
-            async def sign_and_watch(contract_id: uuid.UUID) -> float:
-                await handlers.sign_contract_shortcut(contract_id, rep, runtime.uow())
+            async def sign_and_watch(contract: tuple[uuid.UUID, str]) -> float:
+                contract_id, company_token = contract
+                await handlers.sign_with_link(
+                    handlers.SignWithLink(company_token, "Wang Fang", confirmed=True), runtime.uow()
+                )
                 signed = time.monotonic()
                 await asyncio.sleep(FIRST_POLL_AFTER)
                 while True:
@@ -107,11 +139,11 @@ async def run(quick: bool) -> Report:
                     await asyncio.sleep(POLL_INTERVAL)
 
             # The first contract primes the whole path (connections, prepared statements).
-            primed = await sign_and_watch(contract_ids.pop())
-            latencies: list[float | None] = [None] * len(contract_ids)
+            primed = await sign_and_watch(contracts.pop())
+            latencies: list[float | None] = [None] * len(contracts)
 
             async def fire(k: int) -> None:
-                latencies[k] = await sign_and_watch(contract_ids[k])
+                latencies[k] = await sign_and_watch(contracts[k])
 
             meter = CpuMeter({"driver (this process)": os.getpid(), **{server.name: server.pid for server in servers}})
             meter.start()

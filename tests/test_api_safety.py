@@ -44,7 +44,13 @@ async def test_another_owners_contract_is_not_found(system: System, clean_db: as
     mine = (await contracts.post("/v1/contracts", json=contract_payload("mine"), headers=REP)).json()
     theirs = await contracts.get(f"/v1/contracts/{mine['id']}", headers=OTHER_REP)
     assert theirs.status_code == 404
-    assert (await contracts.post(f"/v1/contracts/{mine['id']}/sign", headers=OTHER_REP)).status_code == 404
+    for method, action in (("POST", "submit"), ("GET", "signing-links"), ("GET", "documents"), ("GET", "documents/1")):
+        response = await contracts.request(method, f"/v1/contracts/{mine['id']}/{action}", headers=OTHER_REP)
+        assert response.status_code == 404, (action, response.text)
+    patched = await contracts.patch(
+        f"/v1/contracts/{mine['id']}", json={"payment_terms": "x"}, headers={**OTHER_REP, "If-Match": '"1"'}
+    )
+    assert patched.status_code == 404
     assert (await contracts.get("/v1/contracts", headers=OTHER_REP)).json()["items"] == []
     assert (await contracts.get(f"/v1/contracts/{mine['id']}", headers=REP)).status_code == 200
     manager = auth("manager-1", "sales_manager")

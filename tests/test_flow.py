@@ -9,6 +9,7 @@ import json
 import asyncpg
 
 from tests.conftest import System, auth, wait_until
+from tests.contracts.test_signing_page import sign_through_api
 from tests.helpers import contract_payload
 from tests.orders.helpers import approve_through_api
 
@@ -34,11 +35,9 @@ async def test_contract_to_order_to_survey(system: System, clean_db: asyncpg.Con
     assert contract["total_amount"] == "3300.00"
     assert created.headers["Location"] == f"/v1/contracts/{contract['id']}"
 
-    signed = await contracts.post(
-        f"/v1/contracts/{contract['id']}/sign", headers={**REP, "If-Match": created.headers["ETag"]}
-    )
-    assert signed.status_code == 200, signed.text
-    assert signed.json()["status"] == "signed"
+    # Legal review, then both parties sign through their signing pages.
+    signed = await sign_through_api(contracts, created)
+    assert signed["id"] == contract["id"] and len(signed["signatures"]) == 2
 
     async def order_for_contract():
         page = (await orders.get("/v1/orders", params={"contract_id": contract["id"]}, headers=REP)).json()
@@ -74,8 +73,11 @@ async def test_contract_to_order_to_survey(system: System, clean_db: asyncpg.Con
 
     expected = [
         "account.classified.v1",
+        "contract.approved.v1",
         "contract.drafted.v1",
+        "contract.sent_for_signature.v1",
         "contract.signed.v1",
+        "contract.submitted.v1",
         "order.approved.v1",
         "order.created.v1",
         "order.delivered.v1",
@@ -118,16 +120,16 @@ async def test_creates_are_idempotent_by_key(system: System, clean_db: asyncpg.C
     assert await clean_db.fetchval("SELECT count(*) FROM contracts.outbox") == 1
 
 
-async def test_stale_if_match_is_412_and_signing_twice_is_409(system: System, clean_db: asyncpg.Connection) -> None:
+async def test_stale_if_match_is_412_and_signing_twice_is_refused(system: System, clean_db: asyncpg.Connection) -> None:
     contracts = await system.client("contracts")
     created = await contracts.post("/v1/contracts", json=contract_payload("etag"), headers=REP)
-    url = f"/v1/contracts/{created.json()['id']}/sign"
-    stale = await contracts.post(url, headers={**REP, "If-Match": '"999"'})
+    stale = await contracts.post(f"/v1/contracts/{created.json()['id']}/submit", headers={**REP, "If-Match": '"999"'})
     assert stale.status_code == 412
-    assert (await contracts.post(url, headers=REP)).status_code == 200
-    twice = await contracts.post(url, headers=REP)
-    assert twice.status_code == 409
-    assert twice.json()["title"] == "Invalid state transition"
+    signed = await sign_through_api(contracts, created)
+    resubmitted = await contracts.post(f"/v1/contracts/{signed['id']}/submit", headers=REP)
+    assert resubmitted.status_code == 409 and resubmitted.json()["title"] == "Invalid state transition"
+    links = (await contracts.get(f"/v1/contracts/{signed['id']}/signing-links", headers=REP)).json()
+    assert {link["state"] for link in links} == {"used"}  # each link signs once
     assert await clean_db.fetchval("SELECT count(*) FROM contracts.outbox WHERE event_type = 'contract.signed.v1'") == 1
 
 

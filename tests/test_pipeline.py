@@ -34,11 +34,12 @@ async def test_signed_contracts_become_exactly_one_order_each(system: System, cl
     )
     # The relay marked every contracts outbox row sent, after its confirm.
     await wait_until(lambda: _all_sent(clean_db, "contracts"), what="contracts outbox drained")
-    # Sent is not yet consumed: wait for the webhooks consumer to record drafted + signed.
+    # Sent is not yet consumed: wait for the webhooks consumer to record each contract's drafted,
+    # submitted, approved, sent_for_signature and signed.
     history = "SELECT count(*) FROM webhooks.event_history WHERE type LIKE 'contract.%'"
-    await wait_until(lambda: _equals(clean_db, history, 40), what="40 contract events in the history")
+    await wait_until(lambda: _equals(clean_db, history, 100), what="100 contract events in the history")
     await asyncio.sleep(0.3)
-    assert await count(clean_db, history) == 40
+    assert await count(clean_db, history) == 100
 
 
 async def _equals(db: asyncpg.Connection, sql: str, expected: int) -> bool:

@@ -119,19 +119,6 @@ async def get_contract(contract_id: uuid.UUID, principal: Principal, uow: UnitOf
         return await ContractRepository(uow).get_visible(contract_id, principal)
 
 
-async def sign_contract_shortcut(
-    contract_id: uuid.UUID, principal: Principal, uow: UnitOfWork, *, if_match: int | None = None
-) -> Contract:
-    """SHORTCUT (platform issue): sign a draft directly; emits ``contract.signed``."""
-    async with uow:
-        contracts = ContractRepository(uow)
-        contract = await contracts.get_for_change(contract_id, principal, if_match=if_match)
-        contract.sign_shortcut(datetime.now(UTC))
-        await contracts.save(contract)
-        await uow.commit()
-    return contract
-
-
 async def list_contracts(
     principal: Principal,
     uow: UnitOfWork,

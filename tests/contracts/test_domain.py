@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
+from services.contracts.documents import next_document
 from services.contracts.domain import (
     ClauseComment,
     Contract,
@@ -19,8 +21,10 @@ from services.contracts.domain import (
 )
 from services.contracts.domain.approval import route
 from services.contracts.domain.contract import TRANSITIONS
+from services.contracts.domain.document import DocumentTampered
+from services.contracts.domain.signing import Party, Signatory, Signature, SignatureRefused, SigningLink
 from shared.domain import DomainError, InvalidTransition
-from shared.events import ContractApproved, ContractRejected, ContractSubmitted
+from shared.events import ContractApproved, ContractRejected, ContractSigned, ContractSubmitted
 from shared.policies import discount_authority, parse_discount_authority
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -212,11 +216,55 @@ def test_invalid_transitions_are_refused(action, status):
     assert c.status == status
 
 
-def test_the_shortcut_signs_only_a_draft():
-    c = in_approval(contract())
-    assert c.status == ContractStatus.APPROVED
-    with pytest.raises(InvalidTransition):
-        c.sign_shortcut(NOW)
+def test_only_both_parties_signatures_over_the_current_document_sign_it():
+    c = contract()
+    document = next_document(c, NOW)
+    assert document is not None and c.document_sha256 == document.sha256
+
+    def signature(link: SigningLink, sha256: str = document.sha256) -> Signature:
+        return Signature.by_link(
+            link,
+            typed_name=link.signatory.name,
+            confirmed=True,
+            document_version=document.version,
+            document_sha256=sha256,
+            now=NOW,
+            ip="10.0.0.1",
+            user_agent="phone",
+        )
+
+    links = {
+        party: SigningLink.issue(
+            contract_id=c.id, revision=1, party=party, signatory=Signatory(party.value), now=NOW, ttl=timedelta(days=1)
+        )[0]
+        for party in Party
+    }
+    with pytest.raises(InvalidTransition):  # a draft is never signed
+        c.sign(signature(links[Party.CUSTOMER]), document)
+    in_approval(c)
+    c.send_for_signature(list(links.values()), by="rep-1", now=NOW)
+    c.take_events()
+    with pytest.raises(DocumentTampered):
+        c.sign(signature(links[Party.CUSTOMER]), replace(document, content=document.content + " "))
+    with pytest.raises(SignatureRefused):
+        Signature.by_link(
+            links[Party.COMPANY],
+            typed_name="someone else",
+            confirmed=True,
+            document_version=1,
+            document_sha256=document.sha256,
+            now=NOW,
+            ip=None,
+            user_agent=None,
+        )
+    c.sign(signature(links[Party.CUSTOMER]), document)
+    assert c.status == ContractStatus.OUT_FOR_SIGNATURE and c.take_events() == []
+    with pytest.raises(InvalidTransition):  # each party signs once
+        c.sign(signature(links[Party.CUSTOMER]), document)
+    c.sign(signature(links[Party.COMPANY]), document)
+    assert c.status == ContractStatus.SIGNED and c.signed_at == NOW
+    [(event, _)] = c.take_events()
+    assert isinstance(event, ContractSigned) and event.total_amount == c.total_amount
 
 
 def test_the_state_machine_ends_in_completed_or_terminated():

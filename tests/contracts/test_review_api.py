@@ -115,7 +115,7 @@ async def test_a_major_contract_beyond_the_reps_discount_goes_to_both_directors(
 
     read = await contracts.get(f"/v1/contracts/{contract_id}", headers=MARKETING)
     assert read.headers["ETag"] == approved.headers["ETag"] and read.json()["approvals"] == approved.json()["approvals"]
-    await act(contracts, approved, "sign", REP, expect=409)  # the shortcut signs drafts only
+    await act(contracts, approved, "submit", REP, expect=409)  # approved, not a draft
 
 
 async def test_within_authority_legal_approval_approves(system: System, clean_db: asyncpg.Connection) -> None:
@@ -169,13 +169,15 @@ async def test_changes_requested_and_rejection_return_to_draft_as_a_new_revision
     await act(contracts, rejected, "approve", DIRECTOR, expect=409)  # a draft has no approval pending
 
 
-async def test_scoping_listing_and_the_shortcut_still_work(system: System, clean_db: asyncpg.Connection) -> None:
+async def test_scoping_listing_and_no_signing_by_the_owner(system: System, clean_db: asyncpg.Connection) -> None:
     contracts = await system.client("contracts")
     minimal = await draft(contracts, contract_payload("acme"))  # the platform's minimal body
     await act(contracts, minimal, "submit", OTHER_REP, expect=404)  # another owner's contract
     await act(contracts, minimal, "review", LEGAL, expect=409, decision="approve")  # not in review
-    signed = await act(contracts, minimal, "sign", REP)  # SHORTCUT: a draft signs directly
-    assert signed.json()["status"] == "signed"
+    # Signing happens only through both parties' signing links: there is no way for the owner.
+    await act(contracts, minimal, "sign", REP, expect=404)
+    signatories = {"customer_signatory": {"name": "Li Lei"}, "company_signatory": {"name": "Wang Fang"}}
+    await act(contracts, minimal, "send-for-signature", REP, expect=409, **signatories)  # not approved
 
     other = await draft(contracts, contract_payload("acme"))
     await act(contracts, other, "submit", REP)

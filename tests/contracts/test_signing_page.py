@@ -15,16 +15,32 @@ import pytest
 from shared.events import ContractSigned
 from tests.browser import CHROMIUM, free_port, launch, serve_api, tap
 from tests.conftest import ROOT, System, clear_settings_caches
-from tests.contracts.test_review_api import REP, act, events
+from tests.contracts.test_review_api import LEGAL, REP, act, events
 from tests.contracts.test_signing_links import SIGNATORIES, approved_contract
 
 ARTIFACTS = ROOT / ".run" / "test" / "artifacts"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-async def out_for_signature(contracts: httpx.AsyncClient) -> tuple[dict, dict[str, dict]]:
-    sent = await act(contracts, await approved_contract(contracts), "send-for-signature", REP, **SIGNATORIES)
+async def out_for_signature(
+    contracts: httpx.AsyncClient, approved: httpx.Response | None = None
+) -> tuple[dict, dict[str, dict]]:
+    approved = approved or await approved_contract(contracts)
+    sent = await act(contracts, approved, "send-for-signature", REP, **SIGNATORIES)
     return sent.json()["contract"], {link["party"]: link for link in sent.json()["links"]}
+
+
+async def sign_through_api(contracts: httpx.AsyncClient, drafted: httpx.Response) -> dict:
+    """A drafted contract (within the rep's authority) through review, sending and both parties'
+    signing pages, over HTTP; returns the signed contract."""
+    submitted = await act(contracts, drafted, "submit", REP)
+    approved = await act(contracts, submitted, "review", LEGAL, decision="approve")
+    contract, links = await out_for_signature(contracts, approved)
+    for party, name in (("customer", "Li Lei"), ("company", "Wang Fang")):
+        assert (await sign(contracts, links[party], name)).status_code == 200
+    signed = (await contracts.get(f"/v1/contracts/{contract['id']}", headers=REP)).json()
+    assert signed["status"] == "signed"
+    return signed
 
 
 def page(link: dict) -> str:

@@ -169,22 +169,6 @@ async def get_document(
     return HTMLResponse(document.content, headers=document_headers(document.sha256))
 
 
-@router.post(
-    "/{contract_id}/sign", response_model=ContractRead, responses=problem_responses(400, 401, 403, 404, 409, 412)
-)
-async def sign_contract(
-    contract_id: uuid.UUID, request: Request, response: Response, principal: Writer, uow: Uow
-) -> ContractRead:
-    """SHORTCUT (platform issue): mark a draft signed, which enters the order automatically.
-
-    The contracts issue replaces this with review, approval and e-signature by both parties.
-    Send `If-Match` with the ETag you read to avoid signing a changed contract.
-    """
-    contract = await handlers.sign_contract_shortcut(contract_id, principal, uow, if_match=expected_version(request))
-    set_etag(response, contract.version)
-    return _read(contract)
-
-
 @router.post("/{contract_id}/submit", response_model=ContractRead, responses=DECISION_RESPONSES)
 async def submit_contract(
     contract_id: uuid.UUID, request: Request, response: Response, principal: Writer, uow: Uow

@@ -32,7 +32,7 @@ class ContractLineIn(ApiModel):
 
 
 class ContractCreate(ApiModel):
-    """SHORTCUT (platform issue): the minimal fields; the contracts issue drafts from quotes."""
+    """A contract drafted by hand (a won opportunity drafts one from its accepted quote)."""
 
     customer_id: Annotated[str, Field(min_length=1, max_length=64)]
     customer_name: Text

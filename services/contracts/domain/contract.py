@@ -8,8 +8,8 @@ an approver's rejection or legal's change request returns the contract to ``draf
 revision. Approval steps come from the shared discount authority policy (see ``approval``);
 a revision that needs none is approved when legal approves it. Any other move is a 409.
 
-SHORTCUT (platform issue, kept until e-signature is complete): :meth:`Contract.sign_shortcut`
-signs a draft directly.
+A contract is signed only through the signing links of both parties (:meth:`Contract.sign`):
+the last party's signature over the current, hash-verified document signs it.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class ContractStatus(StrEnum):
 
 S = ContractStatus
 TRANSITIONS: dict[ContractStatus, frozenset[ContractStatus]] = {
-    S.DRAFT: frozenset({S.IN_REVIEW, S.SIGNED}),  # draft -> signed: the SHORTCUT only
+    S.DRAFT: frozenset({S.IN_REVIEW}),
     S.IN_REVIEW: frozenset({S.PENDING_APPROVAL, S.APPROVED, S.DRAFT}),
     S.PENDING_APPROVAL: frozenset({S.APPROVED, S.DRAFT}),
     S.APPROVED: frozenset({S.OUT_FOR_SIGNATURE, S.DRAFT}),
@@ -194,13 +194,6 @@ class Contract(Aggregate):
             )
         )
         return contract
-
-    def sign_shortcut(self, now: datetime) -> None:
-        """SHORTCUT: draft → signed in one step (no review, approval or signatures yet)."""
-        if self.status != ContractStatus.DRAFT:
-            raise InvalidTransition(f"a {self.status} contract cannot be signed")
-        self.status = ContractStatus.SIGNED
-        self._signed(now)
 
     # -- review and approval --------------------------------------------------------------
 
