@@ -21,7 +21,11 @@ is 1 only when a benchmark could not run (or lost or duplicated events, or had f
 5. order delivered → survey listed by the service desk API, vs one bare broker hop
    (``benchmarks/delivery_to_survey.py``);
 6. order approvals per second through ``POST /v1/orders/{id}/approve`` (sales manager, then
-   finance) vs a bare FastAPI + asyncpg ``UPDATE`` (``benchmarks/approvals.py``).
+   finance) vs a bare FastAPI + asyncpg ``UPDATE`` (``benchmarks/approvals.py``);
+7. tickets created per second through ``POST /v1/tickets`` (auto-assigned, SLA timers) vs a
+   bare FastAPI + asyncpg insert (``benchmarks/tickets.py``);
+8. SLA timer throughput: timers fired per second by the service desk worker vs a bare
+   ``SKIP LOCKED`` claim-and-mark loop (``benchmarks/sla_timers.py``).
 
 ``--quick`` is a smoke run of about a minute (short windows); the full run takes a few minutes.
 """
@@ -49,6 +53,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "4": ("benchmarks.webhooks", "webhooks: published → received"),
     "5": ("benchmarks.delivery_to_survey", "order delivered → survey created"),
     "6": ("benchmarks.approvals", "order approvals per second"),
+    "7": ("benchmarks.tickets", "tickets created per second"),
+    "8": ("benchmarks.sla_timers", "SLA timer throughput"),
 }
 
 

@@ -194,8 +194,8 @@ async def open_ticket(cmd: OpenTicket, uow: UnitOfWork) -> Ticket:
             sla_targets=settings.sla_targets(cmd.priority.value, fields["sla_tier"]),
             **fields,
         )
-        await auto_assign(ticket, uow, now)
-        await sync_sla_timers(ticket, uow)
+        await sync_sla_timers(ticket, uow)  # assignment does not move the clocks
+        await auto_assign(ticket, uow, now)  # last: the group stays locked until the commit
         await tickets.add(ticket)
         await uow.commit()
     return ticket
