@@ -147,6 +147,12 @@ def write_local(directory: Path, config: GatewayConfig) -> Path:
 DEPLOY_DIR = HERE.parent
 CONTAINER_PORT = 8000  # every API container listens here (deploy/entrypoint.sh)
 CONTAINER_GATEWAY_PORT = 8080  # unprivileged nginx
+K8S_DIR = DEPLOY_DIR / "k8s"
+# A service's own secrets besides its database password: (variable, key in Secret salesline-<service>).
+K8S_SERVICE_SECRETS = {
+    "orders": [("SALESLINE_ORDERS_ERP_WEBHOOK_SECRET", "erp-webhook-secret")],
+    "webhooks": [("SALESLINE_WEBHOOKS_SECRET_KEYS", "secret-keys")],
+}
 
 
 def dns_name(service: str) -> str:
@@ -173,7 +179,23 @@ def generated_files(routes: dict[str, list[str]] | None = None) -> dict[Path, st
     """Every committed file rendered from the route map (``python -m deploy.gateway generate``)."""
     routes = routes or route_map()
     compose = container_config(routes)
-    return {
+    k8s = Environment(
+        loader=FileSystemLoader(K8S_DIR / "templates"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    files = {
         DEPLOY_DIR / "compose" / "gateway" / "nginx.conf": render_nginx(compose),
         DEPLOY_DIR / "compose" / "gateway" / "html" / "index.html": render_ops_page(compose),
+        K8S_DIR / "base" / "ingress.yaml": k8s.get_template("ingress.yaml.j2").render(
+            routes=routes, max_body_size=MAX_BODY_SIZE
+        ),
     }
+    for service in routes:
+        text = k8s.get_template("service.yaml.j2").render(
+            s=service, dns=dns_name(service), secrets=K8S_SERVICE_SECRETS.get(service, [])
+        )
+        files[K8S_DIR / "base" / f"{dns_name(service)}.yaml"] = text
+    return files
