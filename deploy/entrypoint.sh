@@ -15,8 +15,12 @@ case "$process" in
     shift
     exec python -m shared.migrate "$@"
     ;;
+  gateway-config)
+    # The compose gateway's nginx.conf and ops page, rendered from the routers of this image.
+    exec python -m deploy.gateway render --dir "${2:-/gateway}"
+    ;;
   *)
-    echo "unknown process '$process': use api SERVICE, worker SERVICE or migrate" >&2
+    echo "unknown process '$process': use api SERVICE, worker SERVICE, migrate or gateway-config" >&2
     exit 64
     ;;
 esac

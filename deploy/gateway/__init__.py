@@ -6,8 +6,10 @@ routed without anyone editing a config: ``route_map()`` reads every app's OpenAP
 gives each service the ``/v1/<resource>`` prefixes it serves. The same map renders
 
 - the local nginx (``python -m deploy.gateway run``, started by ``make run``),
-- the compose gateway's nginx.conf and the Kubernetes Ingress (``python -m deploy.gateway
-  generate``; committed, and a test fails when they are out of date).
+- the compose gateway's nginx.conf, rendered when compose starts (the image's
+  ``gateway-config`` command: ``python -m deploy.gateway render``),
+- the Kubernetes manifests and Ingress (``python -m deploy.gateway generate``; committed, and a
+  test fails when they are out of date).
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def local_config(directory: Path, *, port: int, upstreams: dict[str, list[str]],
     )
 
 
-def write_local(directory: Path, config: GatewayConfig) -> Path:
+def write_config(directory: Path, config: GatewayConfig) -> Path:
     """Write nginx.conf and the ops page into ``directory``; returns the nginx.conf path."""
     for sub in ("temp", "logs", "html"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
@@ -160,8 +162,9 @@ def dns_name(service: str) -> str:
     return service.replace("_", "-")
 
 
-def container_config(routes: dict[str, list[str]]) -> GatewayConfig:
-    """The compose gateway: the official nginx image as a non-root user, logs to the container's."""
+def container_config(routes: dict[str, list[str]], directory: str) -> GatewayConfig:
+    """The compose gateway: the official nginx image as a non-root user, logs to the container's;
+    ``directory`` is where the config and the ops page are mounted in the nginx container."""
     return GatewayConfig(
         listen=str(CONTAINER_GATEWAY_PORT),
         upstreams={s: [f"{dns_name(s)}-api:{CONTAINER_PORT}"] for s in routes},
@@ -170,15 +173,14 @@ def container_config(routes: dict[str, list[str]]) -> GatewayConfig:
         temp_dir="/tmp",
         error_log="/dev/stderr",
         access_log="/dev/stdout",
-        html_dir="/usr/share/nginx/salesline",
+        html_dir=f"{directory}/html",
         worker_processes="auto",
     )
 
 
 def generated_files(routes: dict[str, list[str]] | None = None) -> dict[Path, str]:
-    """Every committed file rendered from the route map (``python -m deploy.gateway generate``)."""
+    """The committed Kubernetes files rendered from the route map (``python -m deploy.gateway generate``)."""
     routes = routes or route_map()
-    compose = container_config(routes)
     k8s = Environment(
         loader=FileSystemLoader(K8S_DIR / "templates"),
         undefined=StrictUndefined,
@@ -187,8 +189,6 @@ def generated_files(routes: dict[str, list[str]] | None = None) -> dict[Path, st
         lstrip_blocks=True,
     )
     files = {
-        DEPLOY_DIR / "compose" / "gateway" / "nginx.conf": render_nginx(compose),
-        DEPLOY_DIR / "compose" / "gateway" / "html" / "index.html": render_ops_page(compose),
         K8S_DIR / "base" / "ingress.yaml": k8s.get_template("ingress.yaml.j2").render(
             routes=routes, max_body_size=MAX_BODY_SIZE
         ),

@@ -4,8 +4,11 @@ and exec nginx in the foreground (what `make run` starts).
 Everything nginx writes (pid, temp files, logs) stays in ``--dir``; it listens on 127.0.0.1
 only. Run as root, nginx runs as ``www-data`` (setpriv), never as root.
 
-``python -m deploy.gateway generate`` rewrites the committed files rendered from the same route
-map (the compose gateway's nginx.conf and ops page, the Kubernetes Ingress).
+``python -m deploy.gateway render --dir DIR`` writes the compose gateway's nginx.conf and ops
+page into DIR (the image's ``gateway-config`` command, run when compose starts).
+
+``python -m deploy.gateway generate`` rewrites the committed Kubernetes files rendered from the
+same route map (the services' manifests and the Ingress).
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from pathlib import Path
 
 from deploy.gateway import (
     DEFAULT_GATEWAY_PORT,
+    container_config,
     generated_files,
     local_config,
     local_upstreams,
     route_map,
-    write_local,
+    write_config,
 )
 
 UNPRIVILEGED_USER = "www-data"
@@ -55,8 +59,15 @@ def main() -> None:
     run.add_argument("--port", type=int, default=int(os.environ.get("SALESLINE_GATEWAY_PORT") or DEFAULT_GATEWAY_PORT))
     run.add_argument("--replicas", type=int, default=int(os.environ.get("REPLICAS") or 1))
     run.add_argument("--check", action="store_true", help="only render and test the config (nginx -t)")
-    sub.add_parser("generate", help="rewrite the committed compose gateway config and Kubernetes Ingress")
+    render = sub.add_parser("render", help="write the compose gateway's nginx.conf and ops page")
+    render.add_argument("--dir", type=Path, required=True, help="where the nginx container mounts them")
+    sub.add_parser("generate", help="rewrite the committed Kubernetes manifests and Ingress")
     args = parser.parse_args()
+
+    if args.command == "render":
+        conf = write_config(args.dir, container_config(route_map(), str(args.dir)))
+        print(f"wrote {conf} and {args.dir / 'html' / 'index.html'}")
+        return
 
     if args.command == "generate":
         for path, text in generated_files().items():
@@ -68,7 +79,7 @@ def main() -> None:
     directory = args.dir.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     config = local_config(directory, port=args.port, upstreams=local_upstreams(args.replicas), routes=route_map())
-    conf = write_local(directory, config)
+    conf = write_config(directory, config)
     argv = [*drop_privileges_argv(directory), nginx_binary(), "-p", str(directory), "-c", str(conf)]
     argv += ["-e", config.error_log]
     argv += ["-t"] if args.check else ["-g", "daemon off;"]

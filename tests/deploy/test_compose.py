@@ -6,15 +6,17 @@ start in production, and no secret value is committed."""
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
-from deploy.gateway import dns_name, generated_files
+from deploy.gateway import dns_name, route_map
 from shared.migrate import SERVICES
 from tests.conftest import ROOT
 from tests.deploy.helpers import NGINX, SECRET_NAME, interpolate, placeholder, required_variables, settings_under
@@ -37,7 +39,7 @@ def test_every_process_of_every_service_is_there() -> None:
         name = dns_name(service)
         assert {f"{name}-api", f"{name}-worker", f"migrate-{name}"} <= set(SERVICES_IN_COMPOSE), service
     assert {"postgres", "rabbitmq", "gateway"} <= set(SERVICES_IN_COMPOSE)
-    assert ONE_SHOT == {f"migrate-{dns_name(s)}" for s in SERVICES}
+    assert ONE_SHOT == {f"migrate-{dns_name(s)}" for s in SERVICES} | {"gateway-config"}
 
 
 def test_every_long_running_service_has_a_health_check() -> None:
@@ -62,7 +64,9 @@ def test_dependencies_wait_for_health_and_for_the_migrations() -> None:
     for service in SERVICES:
         for process in ("api", "worker"):
             assert conditions[f"{dns_name(service)}-{process}"] == {chain[-1]: "service_completed_successfully"}
-    assert conditions["gateway"] == {f"{dns_name(s)}-api": "service_healthy" for s in SERVICES}
+    assert conditions["gateway"] == {f"{dns_name(s)}-api": "service_healthy" for s in SERVICES} | {
+        "gateway-config": "service_completed_successfully"
+    }
 
 
 def test_every_image_is_pinned() -> None:
@@ -163,16 +167,28 @@ def test_no_secret_value_is_committed() -> None:
     assert not [path for path in tracked if Path(path).name == ".env"]
 
 
-def test_the_gateway_config_is_generated_from_the_routers(tmp_path: Path) -> None:
-    for path, text in generated_files().items():
-        if path.is_relative_to(DEPLOY / "compose"):
-            assert path.read_text() == text, f"{path} is stale: run `python -m deploy.gateway generate`"
-    conf = (DEPLOY / "compose" / "gateway" / "nginx.conf").read_text()
-    upstream_hosts = set(re.findall(r"server ([a-z0-9-]+):8000 ", conf))
-    assert upstream_hosts == {f"{dns_name(s)}-api" for s in SERVICES}
-    gateway = SERVICES_IN_COMPOSE["gateway"]
-    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in gateway["volumes"]}
-    assert (DEPLOY / mounts["/etc/nginx/nginx.conf"]).resolve() == (DEPLOY / "compose/gateway/nginx.conf").resolve()
+def test_the_gateway_config_is_rendered_from_the_routers_when_compose_starts(tmp_path: Path) -> None:
+    job, gateway = SERVICES_IN_COMPOSE["gateway-config"], SERVICES_IN_COMPOSE["gateway"]
+    (volume,) = job["volumes"]
+    name, directory = volume.split(":")
+    assert job["command"] == ["gateway-config", directory]
+    assert f"{name}:{directory}:ro" in gateway["volumes"]
+    assert gateway["command"][:3] == ["nginx", "-c", f"{directory}/nginx.conf"]
+    entrypoint = (DEPLOY / "entrypoint.sh").read_text()
+    assert re.search(r'gateway-config\)\s+(#.*\s+)*exec python -m deploy.gateway render --dir "\$\{2', entrypoint)
+    assert "COPY deploy/gateway ./deploy/gateway" in (DEPLOY / "Dockerfile").read_text()
+
+    # What the job runs, with the job's environment.
+    out = tmp_path / "gateway"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SALESLINE_")} | job["environment"]
+    env["PYTHONPATH"] = str(ROOT)
+    subprocess.run([sys.executable, "-m", "deploy.gateway", "render", "--dir", str(out)], cwd=ROOT, env=env, check=True)
+    conf = (out / "nginx.conf").read_text()
+    assert set(re.findall(r"server ([a-z0-9-]+):8000 ", conf)) == {f"{dns_name(s)}-api" for s in SERVICES}
+    for service, prefixes in route_map().items():
+        for prefix in prefixes:
+            assert f"location ^~ {prefix}/ {{\n            proxy_pass http://{service};" in conf
+    assert f"root {out}/html;" in conf and (out / "html" / "index.html").is_file()
     if NGINX:
         # Compose's DNS names do not resolve here: test the syntax with them on loopback.
         local = tmp_path / "nginx.conf"
