@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 from services.leads import handlers
 from services.leads.config import assignment_policy, get_settings
-from services.leads.db import AccountRepository, CustomerKeys, SignedContracts
+from services.leads.db import AccountRepository, CustomerEvents, CustomerKeys, SignedContracts
 from services.leads.domain import Account, InvalidIdentifier, MatchKey, MatchKind, normalize_company_name
-from shared.events import ContractSigned
+from services.leads.domain.timeline import customer_event
+from shared.events import ContractSigned, Event, OrderDelivered, SurveyCompleted, TicketOpened
 from shared.inbox import Subscription
 from shared.uow import UnitOfWork
 
@@ -60,9 +61,20 @@ async def on_contract_signed_for_targets(event: ContractSigned, uow: UnitOfWork)
     )
 
 
+async def on_customer_event(event: Event, uow: UnitOfWork) -> None:
+    """Contract signed, order delivered, ticket opened, survey completed: on the customer's timeline."""
+    assert uow.message is not None
+    await CustomerEvents(uow).record(uow.message.id, customer_event(event))
+
+
 SUBSCRIPTIONS = [
     Subscription("leads.contract_signed", on_contract_signed, events=(ContractSigned,)),
     Subscription("leads.contract_signed_targets", on_contract_signed_for_targets, events=(ContractSigned,)),
+    Subscription(
+        "leads.customer_timeline",
+        on_customer_event,
+        events=(ContractSigned, OrderDelivered, TicketOpened, SurveyCompleted),
+    ),
 ]
 
 

@@ -18,12 +18,15 @@ from sqlalchemy import (
     Sequence,
     Table,
     Text,
+    cast,
     func,
+    literal,
     or_,
     select,
     text,
     true,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -52,6 +55,7 @@ from services.leads.domain.conversion import Contact
 from services.leads.domain.opportunity import Opportunity, Stage
 from services.leads.domain.quote import Quote, QuoteLine, QuoteStatus
 from services.leads.domain.target import PeriodKind, Target, TargetScope
+from services.leads.domain.timeline import CustomerEvent
 from services.leads.sales_scope import sales_scope
 from shared.auth import Principal
 from shared.db import service_metadata, utc_timestamp
@@ -1137,3 +1141,90 @@ class SignedContracts:
 
     async def record(self, row: dict[str, Any]) -> None:
         await self.uow.execute(pg_insert(signed_contracts).values(row).on_conflict_do_nothing())
+
+
+# -- customer timeline ------------------------------------------------------------------------
+
+# What other services announced about a customer (one row per event).
+customer_events = Table(
+    "customer_events",
+    metadata,
+    Column("event_id", UUID(as_uuid=True), primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    utc_timestamp("occurred_at", nullable=False),
+    Column("title", Text, nullable=False),
+    Column("reference", Text, nullable=False),
+    Column("details", JSONB, nullable=False),
+    Index("ix_customer_events_customer_id_occurred_at_event_id", "customer_id", "occurred_at", "event_id"),
+)
+
+# The timeline reads an account's activities newest first.
+Index("ix_activities_account_id_occurred_at_id", activities.c.account_id, activities.c.occurred_at, activities.c.id)
+
+
+class CustomerEvents:
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def record(self, event_id: uuid.UUID, entry: CustomerEvent) -> None:
+        values = {name: getattr(entry, name) for name in entry.__slots__}
+        await self.uow.execute(pg_insert(customer_events).values(event_id=event_id, **values).on_conflict_do_nothing())
+
+    async def timeline(self, account: Account, page) -> tuple[list[Any], str | None]:
+        """The account's activities and its customer's events, newest first, one keyset over both."""
+        a, e = activities.c, customer_events.c
+        acts = select(
+            a.occurred_at.label("at"),
+            cast(a.id, Text).label("id"),
+            literal("activity").label("source"),
+            a.kind.label("type"),
+            func.coalesce(a.outcome, a.kind).label("title"),
+            literal(None, Text).label("reference"),
+            func.jsonb_build_object("notes", a.notes, "logged_by", a.logged_by, "outcome", a.outcome).label("details"),
+        ).where(a.account_id == account.id)
+        events = select(
+            e.occurred_at, cast(e.event_id, Text), literal("event"), e.type, e.title, e.reference, e.details
+        ).where(e.customer_id == account.customer_id)
+        merged = union_all(acts, events).subquery("timeline")
+        return await fetch_page(self.uow, select(merged), (merged.c.at, merged.c.id), page, descending=True)
+
+
+# -- reports ----------------------------------------------------------------------------------
+
+Index("ix_opportunities_source_created_at", opportunities.c.source, opportunities.c.created_at)
+
+
+class FunnelQueries:
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def figures(self, principal: Principal, *, currency: str, filters: dict[str, Any], created_from, created_to):
+        """Per stage: (count, value) standing there now, how many reached it, average seconds in it."""
+        o, h = opportunities.c, opportunity_stages.c
+        where = [
+            sales_scope(principal, owner=o.owner_id, team=o.team, region=o.region),
+            o.currency == currency,
+            *(o[column] == value for column, value in filters.items() if value is not None),
+        ]
+        if created_from is not None:
+            where.append(o.created_at >= created_from)
+        if created_to is not None:
+            where.append(o.created_at < created_to)
+        current = await self.uow.execute(
+            select(o.stage, func.count(), func.coalesce(func.sum(o.amount), 0)).where(*where).group_by(o.stage)
+        )
+        joined = opportunity_stages.join(opportunities, h.opportunity_id == o.id)
+        seconds = func.extract("epoch", h.left_at - h.entered_at)
+        history = await self.uow.execute(
+            select(h.stage, func.count(func.distinct(h.opportunity_id)), func.avg(seconds))
+            .select_from(joined)
+            .where(*where)
+            .group_by(h.stage)
+        )
+        history_rows = list(history)
+        return (
+            {stage: (n, value) for stage, n, value in current},
+            {stage: n for stage, n, _ in history_rows},
+            {stage: None if avg is None else float(avg) for stage, _, avg in history_rows},
+        )

@@ -13,7 +13,9 @@ from services.leads.db import (
     ActivityRepository,
     AssignmentCursors,
     Contacts,
+    CustomerEvents,
     CustomerKeys,
+    FunnelQueries,
     LeadClaims,
     LeadConversions,
     LeadRepository,
@@ -51,6 +53,7 @@ from services.leads.domain import (
 )
 from services.leads.domain.account import AccountClassification, AccountTier
 from services.leads.domain.conversion import Contact, ConversionRequest, convert
+from services.leads.domain.funnel import Funnel, funnel
 from services.leads.domain.matching import normalize_email, normalize_phone
 from services.leads.domain.opportunity import Opportunity, Stage
 from services.leads.domain.quote import LineInput, PriceRules, Quote
@@ -1066,3 +1069,32 @@ async def get_target(target_id: uuid.UUID, principal: Principal, uow: UnitOfWork
     if not found:
         raise NotFound(f"no target {target_id}")
     return found[0]
+
+
+# -- customer timeline ------------------------------------------------------------------------
+
+
+async def account_timeline(account_id: uuid.UUID, principal: Principal, uow: UnitOfWork, page: PageParams):
+    async with uow:
+        account = await AccountRepository(uow).get_visible(account_id, principal)
+        return await CustomerEvents(uow).timeline(account, page)
+
+
+# -- reports ----------------------------------------------------------------------------------
+
+
+async def funnel_report(
+    principal: Principal,
+    uow: UnitOfWork,
+    *,
+    currency: str,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    **filters: str | None,
+) -> Funnel:
+    """The funnel of the opportunities the caller may see, created in the period, in ``currency``."""
+    async with uow:
+        current, reached, seconds = await FunnelQueries(uow).figures(
+            principal, currency=currency, filters=filters, created_from=created_from, created_to=created_to
+        )
+    return funnel(current, reached, seconds)

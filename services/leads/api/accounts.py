@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from services.leads import handlers
 from services.leads.api.router import Reader, Uow, _read
-from services.leads.api.sales_schemas import AccountChange, ContactCreate, ContactRead
+from services.leads.api.sales_schemas import AccountChange, ContactCreate, ContactRead, TimelineEntry
 from services.leads.api.schemas import AccountRead
 from shared.concurrency import set_etag
 from shared.errors import problem_responses
@@ -76,3 +76,20 @@ async def add_contact(
     )
     response.headers["Location"] = f"/v1/accounts/{account_id}/contacts"
     return ContactRead.model_validate(contact)
+
+
+@router.get(
+    "/{account_id}/timeline", response_model=Page[TimelineEntry], responses=problem_responses(400, 401, 403, 404)
+)
+async def account_timeline(
+    account_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    principal: Reader,
+    uow: Uow,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[TimelineEntry]:
+    """Newest first: the activities logged on the account and what the other services announced
+    about the customer (contract signed, order delivered, ticket opened, survey completed)."""
+    rows, next_cursor = await handlers.account_timeline(account_id, principal, uow, page)
+    return paginated(request, response, [TimelineEntry.model_validate(r._mapping) for r in rows], next_cursor)

@@ -52,7 +52,7 @@ def _read(account) -> AccountRead:
 
 def sales_routers() -> list[APIRouter]:
     """Accounts (changes, contacts), conversion, opportunities, quotes, targets, reports."""
-    from services.leads.api import accounts, opportunities, quotes, targets
+    from services.leads.api import accounts, opportunities, quotes, reports, targets
 
     return [
         accounts.router,
@@ -61,6 +61,7 @@ def sales_routers() -> list[APIRouter]:
         quotes.opportunity_quotes,
         quotes.router,
         targets.router,
+        reports.router,
     ]
 
 

@@ -200,3 +200,33 @@ class TargetRead(ApiResponse):
     achievement_pct: Decimal
     created_by: str
     created_at: datetime
+
+
+class TimelineEntry(ApiResponse):
+    at: datetime
+    id: str = Field(description="The activity's id or the event's id")
+    source: str = Field(description="activity (logged here) or event (announced by another service)")
+    type: str = Field(description="call, visit, … or contract.signed, order.delivered, ticket.opened, survey.completed")
+    title: str
+    reference: str | None = Field(description="Contract, order or ticket number; survey id")
+    details: dict
+
+
+class StageFiguresRead(ApiResponse):
+    stage: Stage
+    count: int = Field(description="Opportunities standing in the stage now")
+    value: Money = Field(description="Their amount")
+    reached: int = Field(description="Opportunities that ever entered the stage")
+    conversion_pct: Decimal | None = Field(
+        description="Of those that reached it, the share that reached the next stage"
+    )
+    avg_hours_in_stage: Decimal | None = Field(description="Average of the stays in the stage that ended")
+
+
+class FunnelRead(ApiResponse):
+    currency: str
+    period: str | None
+    stages: list[StageFiguresRead]
+    win_rate_pct: Decimal | None = Field(description="won / (won + lost)")
+    won_value: Money
+    lost_value: Money
