@@ -202,6 +202,8 @@ install_packages() {
         command -v chromium >/dev/null || need+=(chromium)
         # The customer pages are Chinese first: without a CJK font their screenshots show boxes.
         dpkg-query -W -f='${Status}' fonts-noto-cjk 2>/dev/null | grep -q 'ok installed' || need+=(fonts-noto-cjk)
+        # promtool checks and unit-tests the alert rules (deploy/prometheus).
+        command -v promtool >/dev/null || need+=(prometheus)
     fi
     if ((${#need[@]})); then
         # Debian may start its own system-wide servers on install: we leave them alone.
