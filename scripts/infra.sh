@@ -195,6 +195,8 @@ install_packages() {
     local need=()
     [[ -n "$(pg_bindir)" ]] || need+=(postgresql)
     [[ -n "$(rmq_bindir)" ]] || need+=(rabbitmq-server)
+    # The contracts service embeds a CJK font in signed contract PDFs (ContractsSettings.pdf_font_path).
+    [[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ]] || need+=(fonts-noto-cjk)
     # The gateway (deploy/gateway): run by `make run` unprivileged, with its files under $RUN_DIR.
     command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
     # The tests check the API docs render offline in a real headless browser.

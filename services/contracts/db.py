@@ -10,7 +10,7 @@ from sqlalchemy import Column, ForeignKey, Index, Integer, Numeric, Sequence, St
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from services.contracts.domain import ApprovalStep, Contract, ContractLine, ContractStatus, Review
-from services.contracts.domain.document import Document
+from services.contracts.domain.document import Document, SignedArchive
 from services.contracts.domain.signing import Party, Signatory, Signature, SigningLink
 from shared.db import service_metadata, utc_timestamp
 from shared.events import ContactInfo
@@ -88,6 +88,21 @@ contract_documents = Table(
     Column("sha256", String(64), nullable=False),
     utc_timestamp("created_at", nullable=False),
 )
+
+contract_archives = Table(
+    "contract_archives",
+    metadata,
+    Column("contract_id", UUID(as_uuid=True), ForeignKey("contracts.contracts.id"), primary_key=True),
+    Column("contract_number", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("document_version", Integer, nullable=False),
+    Column("document_sha256", String(64), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("signatures", JSONB, nullable=False),
+    utc_timestamp("signed_at", nullable=False),
+    utc_timestamp("archived_at", nullable=False, server_default=text("now()")),
+)
+# Archives and documents are written once: a trigger (migration "archive") refuses UPDATE and DELETE.
 
 LINES = json_codec(list[ContractLine])
 CONTACT = json_codec(ContactInfo | None)
@@ -259,3 +274,22 @@ class DocumentRepository:
             .order_by(contract_documents.c.version)
         )
         return [Document(**row._mapping) for row in await self.uow.execute(query)]
+
+
+class ArchiveRepository:
+    """Signed contracts' archives (insert only); callers check the contract's visibility first."""
+
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def add(self, archive: SignedArchive) -> None:
+        row = {**archive.__dict__, "signatures": SIGNATURES.dump_python(list(archive.signatures), mode="json")}
+        del row["archived_at"]
+        await self.uow.execute(contract_archives.insert(), row)
+
+    async def get(self, contract_id: uuid.UUID) -> SignedArchive | None:
+        query = select(contract_archives).where(contract_archives.c.contract_id == contract_id)
+        row = (await self.uow.execute(query)).first()
+        if row is None:
+            return None
+        return SignedArchive(**{**row._mapping, "signatures": tuple(SIGNATURES.validate_python(row.signatures))})

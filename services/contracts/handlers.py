@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from services.contracts.db import ContractRepository, DocumentRepository, SigningLinkRepository
+from services.contracts.db import ArchiveRepository, ContractRepository, DocumentRepository, SigningLinkRepository
 from services.contracts.documents import next_document
 from services.contracts.domain import (
     ApprovalStep,
@@ -17,7 +17,7 @@ from services.contracts.domain import (
     ContractStatus,
     ReviewDecision,
 )
-from services.contracts.domain.document import Document
+from services.contracts.domain.document import Document, SignedArchive
 from services.contracts.domain.signing import (
     LinkRefused,
     LinkState,
@@ -376,5 +376,19 @@ async def sign_with_link(cmd: SignWithLink, uow: UnitOfWork) -> Contract:
         contract.sign(signature, document)
         await links.save(link.used(now, revision=contract.revision))
         await contracts.save(contract)
+        if contract.status == ContractStatus.SIGNED:  # the last signature: archive what was signed
+            archive = SignedArchive.of(contract.number, document, contract.current_signatures, now)
+            await ArchiveRepository(uow).add(archive)
         await uow.commit()
     return contract
+
+
+async def get_archive(contract_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> SignedArchive:
+    """The signed contract's archive, checked against its SHA-256 before anyone sees it."""
+    async with uow:
+        contract = await ContractRepository(uow).get_visible(contract_id, principal)
+        archive = await ArchiveRepository(uow).get(contract.id)
+    if archive is None:
+        raise NotFound(f"contract {contract_id} is not signed: nothing is archived yet")
+    archive.verify()
+    return archive

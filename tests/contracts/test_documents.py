@@ -15,6 +15,14 @@ from tests.contracts.test_review_api import LEGAL, OTHER_REP, REP, act, body, dr
 from tests.contracts.test_signing_links import SIGNATORIES, approved_contract, open_link
 
 
+async def tamper(db: asyncpg.Connection, sql: str) -> None:
+    """Someone with superuser access changes stored rows behind the service's back: the
+    append-only triggers do not fire for replication sessions."""
+    async with db.transaction():
+        await db.execute("SET LOCAL session_replication_role = replica")
+        await db.execute(sql)
+
+
 async def test_each_change_is_a_new_document_version_with_its_sha256(
     system: System, clean_db: asyncpg.Connection
 ) -> None:
@@ -101,7 +109,9 @@ async def test_a_changed_document_invalidates_the_outstanding_links(
 async def test_a_tampered_document_is_never_served(system: System, clean_db: asyncpg.Connection) -> None:
     contracts = await system.client("contracts")
     contract = (await draft(contracts, body())).json()
-    await clean_db.execute("UPDATE contracts.contract_documents SET content = replace(content, '3300.00', '33.00')")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):  # append-only, for the service's role too
+        await clean_db.execute("UPDATE contracts.contract_documents SET content = 'x'")
+    await tamper(clean_db, "UPDATE contracts.contract_documents SET content = replace(content, '3300.00', '33.00')")
     served = await contracts.get(f"/v1/contracts/{contract['id']}/documents/1", headers=REP)
     assert served.status_code == 409 and served.headers["content-type"].startswith("application/problem+json")
     assert "33.00" not in served.text

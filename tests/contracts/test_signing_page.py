@@ -15,6 +15,7 @@ import pytest
 from shared.events import ContractSigned
 from tests.browser import CHROMIUM, free_port, launch, serve_api, tap
 from tests.conftest import ROOT, System, clear_settings_caches
+from tests.contracts.test_documents import tamper
 from tests.contracts.test_review_api import LEGAL, REP, act, events
 from tests.contracts.test_signing_links import SIGNATORIES, approved_contract
 
@@ -132,7 +133,7 @@ async def test_refused_links_get_a_clear_page_and_change_nothing(system: System,
 async def test_a_tampered_document_is_detected_and_not_signed(system: System, clean_db: asyncpg.Connection) -> None:
     contracts = await system.client("contracts")
     _, links = await out_for_signature(contracts)
-    await clean_db.execute("UPDATE contracts.contract_documents SET content = replace(content, '3300.00', '330.00')")
+    await tamper(clean_db, "UPDATE contracts.contract_documents SET content = replace(content, '3300.00', '330.00')")
     shown = await contracts.get(page(links["customer"]), headers={"Accept-Language": "en"})
     assert shown.status_code == 409 and "could not be verified" in shown.text and "330.00" not in shown.text
     posted = await sign(contracts, links["customer"], "Li Lei")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from services.contracts import handlers
 from services.contracts.api import signing_page
 from services.contracts.api.schemas import (
+    ArchiveRead,
     ContractAmend,
     ContractCreate,
     ContractRead,
@@ -28,7 +30,9 @@ from services.contracts.api.schemas import (
 )
 from services.contracts.config import get_settings
 from services.contracts.domain import ClauseComment, ContractLine, ContractStatus, ReviewDecision
+from services.contracts.domain.document import sha256_hex
 from services.contracts.domain.signing import Party, Signatory, SigningLink
+from services.contracts.pdf import render_pdf
 from shared.api import SafeStr
 from shared.auth import (
     ADMIN,
@@ -167,6 +171,52 @@ async def get_document(
     a stored document that no longer matches its recorded hash is a 409, never served."""
     document = await handlers.get_document(contract_id, version, principal, uow)
     return HTMLResponse(document.content, headers=document_headers(document.sha256))
+
+
+@router.get("/{contract_id}/archive", response_model=ArchiveRead, responses=problem_responses(401, 403, 404, 409))
+async def get_archive(contract_id: uuid.UUID, principal: Reader, uow: Uow) -> ArchiveRead:
+    """The signed contract's archive (404 until both parties have signed; 409 if it fails its hash check)."""
+    archive = await handlers.get_archive(contract_id, principal, uow)
+    base = f"/v1/contracts/{contract_id}/archive"
+    return ArchiveRead.model_validate(
+        {
+            **archive.__dict__,
+            "signatures": [s.__dict__ for s in archive.signatures],
+            "document_url": f"{base}/document",
+            "pdf_url": f"{base}/pdf",
+        }
+    )
+
+
+@router.get(
+    "/{contract_id}/archive/document",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}}, **problem_responses(401, 403, 404, 409)},
+)
+async def get_archived_document(contract_id: uuid.UUID, principal: Reader, uow: Uow) -> HTMLResponse:
+    """The exact bytes both parties signed; `Repr-Digest` carries their SHA-256 (RFC 9530)."""
+    archive = await handlers.get_archive(contract_id, principal, uow)
+    return HTMLResponse(archive.content, headers=document_headers(archive.document_sha256))
+
+
+@router.get(
+    "/{contract_id}/archive/pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}, **problem_responses(401, 403, 404, 409, 503)},
+)
+async def get_archived_pdf(contract_id: uuid.UUID, principal: Reader, uow: Uow) -> Response:
+    """A PDF of the archived document and its signatures, rendered from the hash-verified archive.
+
+    `Repr-Digest` is the PDF's own SHA-256; `X-Document-SHA256` the signed document's.
+    """
+    archive = await handlers.get_archive(contract_id, principal, uow)
+    content = await asyncio.to_thread(render_pdf, archive, get_settings())
+    headers = {
+        **document_headers(sha256_hex(content)),
+        "X-Document-SHA256": archive.document_sha256,
+        "Content-Disposition": f'attachment; filename="{archive.contract_number}.pdf"',
+    }
+    return Response(content, media_type="application/pdf", headers=headers)
 
 
 @router.post("/{contract_id}/submit", response_model=ContractRead, responses=DECISION_RESPONSES)

@@ -185,6 +185,20 @@ class SignatureRead(ApiResponse):
     user_agent: str | None
 
 
+class ArchiveRead(ApiResponse):
+    """The signed contract as archived (immutable): the document both parties signed and their signatures."""
+
+    contract_number: str
+    revision: int
+    document_version: int
+    document_sha256: str = Field(description="SHA-256 (hex) of the archived document's UTF-8 bytes")
+    signatures: list[SignatureRead]
+    signed_at: datetime
+    archived_at: datetime
+    document_url: str = Field(description="The archived document's exact bytes (HTML)")
+    pdf_url: str = Field(description="A PDF rendering of the archived document and its signatures")
+
+
 class ContractRead(ApiResponse):
     id: uuid.UUID
     number: str

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.contracts.domain.signing import Signature
 from shared.domain import DomainError
 
 
@@ -49,4 +50,41 @@ class Document:
             raise DocumentTampered(
                 f"contract document version {self.version} does not match its recorded SHA-256: "
                 "it was changed after it was rendered"
+            )
+
+
+@dataclass(frozen=True)
+class SignedArchive:
+    """The signed contract as archived: the exact document bytes both parties signed, its SHA-256
+    and their signatures. Written once when the last party signs; the table refuses changes."""
+
+    contract_id: uuid.UUID
+    contract_number: str
+    revision: int
+    document_version: int
+    document_sha256: str
+    content: str
+    signatures: tuple[Signature, ...]
+    signed_at: datetime
+    archived_at: datetime | None = None  # set by the database
+
+    @classmethod
+    def of(cls, contract_number: str, document: Document, signatures: list[Signature], signed_at: datetime):
+        if {s.document_sha256 for s in signatures} != {document.sha256}:
+            raise DomainError("every archived signature must be over the archived document")
+        return cls(
+            contract_id=document.contract_id,
+            contract_number=contract_number,
+            revision=document.revision,
+            document_version=document.version,
+            document_sha256=document.sha256,
+            content=document.content,
+            signatures=tuple(signatures),
+            signed_at=signed_at,
+        )
+
+    def verify(self) -> None:
+        if sha256_hex(self.content) != self.document_sha256:
+            raise DocumentTampered(
+                f"the archived document of contract {self.contract_number} does not match its SHA-256"
             )
