@@ -187,6 +187,10 @@ def test_services_pdbs_and_hpas_point_at_deployments(overlay: list[dict]) -> Non
         assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
         kinds = {m["type"] for m in hpa["spec"]["metrics"]}
         assert kinds == ({"Resource"} if name.endswith("-api") else {"External", "Resource"}), name
+        for metric in hpa["spec"]["metrics"]:
+            if metric["type"] == "External":  # the adapter's rule keys it by the pods' service label
+                selector = metric["external"]["metric"]["selector"]["matchLabels"]
+                assert selector == {"salesline_service": pod_labels[name]["salesline.io/service"]}
     for name, deployment in deployments.items():
         assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels[name].items()
 
