@@ -48,7 +48,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Authenticator
 from shared.config import ServiceSettings
-from shared.context import EventContext, current_context
+from shared.context import (
+    EventContext,
+    child_traceparent,
+    current_context,
+    install_log_record_context,
+    stamp_log_record,
+    valid_traceparent,
+)
 from shared.errors import (
     PROBLEM_CONTENT_TYPE,
     Problem,
@@ -71,25 +78,12 @@ BROKER_OK_CACHE_SECONDS = 5.0
 # -- request context -------------------------------------------------------------------------
 
 _ID_RE = re.compile(rb"[A-Za-z0-9._:@+=\-]{1,128}")
-_TRACEPARENT_RE = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
-_ZERO_TRACE = b"0" * 32
-_ZERO_SPAN = b"0" * 16
 
 
 def _sane_id(value: bytes | None) -> str | None:
     if value is not None and _ID_RE.fullmatch(value):
         return value.decode("ascii")
     return None
-
-
-def _valid_traceparent(value: bytes | None) -> str | None:
-    """A W3C trace context ``traceparent`` as received, if well formed (else dropped)."""
-    if value is None:
-        return None
-    match = _TRACEPARENT_RE.fullmatch(value.strip().lower())
-    if not match or match[1] == b"ff" or match[2] == _ZERO_TRACE or match[3] == _ZERO_SPAN:
-        return None
-    return match[0].decode("ascii")
 
 
 def route_template(scope: Scope) -> str:
@@ -128,7 +122,8 @@ class RequestContextMiddleware:
         context = EventContext(
             correlation_id=_sane_id(correlation_header) or request_id,
             causation_id=None,
-            traceparent=_valid_traceparent(traceparent_header),
+            # This request is a span of its own in the caller's trace (or the root of a new one).
+            traceparent=child_traceparent(valid_traceparent(traceparent_header)),
             request_id=request_id,
         )
         request_id_bytes = request_id.encode("ascii")
@@ -205,12 +200,10 @@ def _limited_receive(receive: Receive, limit: int) -> Receive:
 
 
 class RequestContextFilter(logging.Filter):
-    """Adds ``request_id`` and ``correlation_id`` (``-`` outside a request) to every record."""
+    """Adds ``request_id``, ``correlation_id`` and ``trace_id`` (``-`` outside a request) to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        context = current_context.get()
-        record.request_id = context.request_id or "-"
-        record.correlation_id = context.correlation_id or "-"
+        stamp_log_record(record)
         return True
 
 
@@ -230,6 +223,7 @@ class JsonLogFormatter(logging.Formatter):
             "service": self.service,
             "request_id": getattr(record, "request_id", "-"),
             "correlation_id": getattr(record, "correlation_id", "-"),
+            "trace_id": getattr(record, "trace_id", "-"),
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -237,7 +231,8 @@ class JsonLogFormatter(logging.Formatter):
 
 
 def configure_logging(settings: ServiceSettings) -> None:
-    """JSON lines on stderr for the root logger, with request ids; safe to call twice."""
+    """JSON lines on stderr for the root logger, with request and trace ids; safe to call twice."""
+    install_log_record_context()
     root = logging.getLogger()
     root.setLevel(settings.log_level.upper())
     for handler in root.handlers:

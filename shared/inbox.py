@@ -44,7 +44,7 @@ from shared.bus import (
     run_connected,
 )
 from shared.config import ServiceSettings
-from shared.context import EventContext, current_context
+from shared.context import EventContext, child_traceparent, current_context
 from shared.events.base import EVENT_TYPES, CloudEvent, Event
 from shared.uow import UnitOfWork
 
@@ -234,13 +234,15 @@ class ConsumerRunner:
                     EventContext(
                         correlation_id=envelope.correlationid or str(envelope.id),
                         causation_id=str(envelope.id),
-                        traceparent=envelope.traceparent,
+                        # Handling is a span of the event's trace: what it emits has it as parent.
+                        traceparent=child_traceparent(envelope.traceparent),
                     )
                 )
                 try:
                     uow.message = envelope
                     await subscription.handler(delivery.data, uow)
                     uow.collect_events()
+                    log.debug("%s handled %s %s", subscription.name, envelope.type, envelope.id)
                 finally:
                     current_context.reset(token)
             await uow.commit()
@@ -257,10 +259,12 @@ class ConsumerRunner:
         delivery: _Delivery,
         exc: BaseException,
     ) -> None:
+        envelope = delivery.envelope
         log.warning(
-            "handler %s failed on event %s (%s): %s",
+            "handler %s failed on event %s (trace %s, %s): %s",
             subscription.name,
-            delivery.envelope.id if delivery.envelope else "?",
+            envelope.id if envelope else "?",
+            (envelope.traceparent or "-")[3:35] if envelope else "-",
             type(exc).__name__,
             exc,
         )

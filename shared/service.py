@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.backlog import BacklogSampler, SqlGauge
 from shared.concurrency import if_match_version
 from shared.config import ServiceSettings
+from shared.context import install_log_record_context
 from shared.db import PlatformTables, create_engine
 from shared.idempotency import purge_idempotency_keys
 from shared.inbox import ConsumerRunner, Subscription
@@ -112,9 +113,10 @@ async def _housekeeping(runtime: Runtime, stopping: asyncio.Event) -> None:
 
 def worker_process(settings: ServiceSettings, body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run ``body(stopping)`` as a worker process: logging, metrics, SIGTERM/SIGINT set ``stopping``."""
+    install_log_record_context()
     logging.basicConfig(
         level=settings.log_level,
-        format=f"%(asctime)s %(levelname)s {settings.service_name}-worker %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {settings.service_name}-worker trace=%(trace_id)s %(name)s: %(message)s",
     )
 
     async def main() -> None:

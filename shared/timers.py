@@ -24,6 +24,7 @@ from sqlalchemy import delete, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.config import ServiceSettings
+from shared.context import EventContext, child_traceparent, current_context
 from shared.uow import UnitOfWork
 
 log = logging.getLogger("salesline.timers")
@@ -101,6 +102,8 @@ class TimerPoller:
                 )
             ).all()
             for row in rows:
+                # Each firing starts a trace of its own, for its logs and the events it records.
+                token = current_context.set(EventContext(traceparent=child_traceparent(None)))
                 try:
                     async with uow.savepoint():
                         await self.handlers[row.kind](dict(row.payload, _key=row.key), uow)
@@ -110,6 +113,8 @@ class TimerPoller:
                     log.warning("timer %s/%s failed: %s", row.kind, row.key, exc)
                     FAILED.labels(self.settings.service_name, row.kind).inc()
                     failed.append((row.id, f"{type(exc).__name__}: {str(exc)[:500]}"))
+                finally:
+                    current_context.reset(token)
             for timer_id, error in failed:
                 await uow.execute(self._backoff_sql, {"id": timer_id, "error": error})
             await uow.commit()

@@ -15,7 +15,7 @@ from typing import Any, Self
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.context import current_context
+from shared.context import child_traceparent, current_context
 from shared.db import PlatformTables
 from shared.domain import Aggregate
 from shared.events.base import CloudEvent, Event, make_envelope
@@ -30,6 +30,7 @@ class UnitOfWork:
         self._aggregates: list[Aggregate] = []
         self._envelopes: list[CloudEvent] = []
         self.committed = False
+        self._traceparent: str | None = None
         # The envelope a consumer is handling, if any (set by the consumer runner).
         self.message: CloudEvent | None = None
 
@@ -69,6 +70,9 @@ class UnitOfWork:
     def emit(self, event: Event, *, subject: str | None, sequence: int | None = None) -> CloudEvent:
         """Publish an event that no tracked aggregate recorded."""
         ctx = current_context.get()
+        if ctx.traceparent is None and self._traceparent is None:
+            # Outside a request or event (a script, a command): this unit of work starts a trace.
+            self._traceparent = child_traceparent(None)
         envelope = make_envelope(
             event,
             source=self.source,
@@ -76,7 +80,7 @@ class UnitOfWork:
             sequence=sequence,
             correlation_id=ctx.correlation_id,
             causation_id=ctx.causation_id,
-            traceparent=ctx.traceparent,
+            traceparent=ctx.traceparent or self._traceparent,
         )
         self._envelopes.append(envelope)
         return envelope

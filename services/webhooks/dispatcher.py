@@ -46,7 +46,7 @@ from services.webhooks.config import WebhooksSettings
 from services.webhooks.crypto import secret_box
 from services.webhooks.db import SubscriptionRepository
 from services.webhooks.domain import Outcome, RetryPolicy, Subscription
-from services.webhooks.sender import AttemptResult, ErrorClass, Sender, signature_headers
+from services.webhooks.sender import AttemptResult, ErrorClass, Sender, signature_headers, traceparent_header
 from shared.db import PlatformTables, asyncpg_dsn
 from shared.uow import UnitOfWork
 
@@ -240,6 +240,8 @@ class Dispatcher:
             if row.previous_secret and row.previous_secret_expires_at and attempted_at < row.previous_secret_expires_at:
                 secrets.append(self._box.open(row.previous_secret))
             headers = signature_headers(str(row.id), row.body, secrets, datetime.now(UTC))
+            if traceparent := traceparent_header(row.body):
+                headers["traceparent"] = traceparent
         except ValueError as exc:
             result = AttemptResult(Outcome(error_class=ErrorClass.OTHER), 0, error=str(exc))
         else:

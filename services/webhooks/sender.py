@@ -4,7 +4,8 @@ Headers (https://www.standardwebhooks.com): ``webhook-id`` (the delivery's id: t
 every retry and replay, so receivers deduplicate), ``webhook-timestamp`` (Unix seconds, the
 wall clock at sending; receivers reject it beyond ±5 min) and ``webhook-signature``
 (``v1,<base64 HMAC-SHA256 of id.timestamp.body>``, signed by ``standardwebhooks`` itself;
-during a secret rotation two signatures separated by a space). The body is the event's
+during a secret rotation two signatures separated by a space), and ``traceparent`` when the event
+carries one (W3C trace context: a new span in the event's trace). The body is the event's
 CloudEvents envelope, ``Content-Type: application/cloudevents+json``.
 
 HTTP is httpcore's connection pool with :class:`~services.webhooks.urlguard.GuardedBackend`
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import re
 import ssl
 import time
 from collections.abc import Sequence
@@ -38,6 +40,7 @@ from services.webhooks.urlguard import (
     UrlRefused,
     split_url,
 )
+from shared.context import child_traceparent, valid_traceparent
 from shared.events import CONTENT_TYPE
 
 USER_AGENT = "Salesline-Webhooks/1.0 (+https://www.standardwebhooks.com)"
@@ -73,6 +76,16 @@ def signature_headers(msg_id: str, body: str, secrets: Sequence[str], sent_at: d
         "webhook-timestamp": str(int(sent_at.timestamp())),
         "webhook-signature": signatures,
     }
+
+
+_TRACEPARENT = re.compile(r'"traceparent"\s*:\s*"([^"\\]{1,64})"')
+
+
+def traceparent_header(body: str) -> str | None:
+    """``traceparent`` for a request carrying ``body`` (a CloudEvents envelope): a new span in the
+    event's trace, so the receiver's logs join it. The envelope's own attribute is its last field."""
+    found = _TRACEPARENT.findall(body)
+    return child_traceparent(found[-1]) if found and valid_traceparent(found[-1]) else None
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

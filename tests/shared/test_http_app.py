@@ -177,12 +177,15 @@ async def test_request_id_is_generated_or_propagated_with_correlation_and_trace(
     generated = await http_client.get("/v1/probe/context")
     request_id = generated.headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", request_id)
-    assert generated.json() == {
+    started = generated.json()
+    assert started == {
         "request_id": request_id,
         "correlation_id": request_id,
         "causation_id": None,
-        "traceparent": None,
+        "traceparent": started["traceparent"],
     }
+    # No trace came in: the request starts one (sampled).
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", started["traceparent"])
 
     traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     given = await http_client.get(
@@ -190,12 +193,16 @@ async def test_request_id_is_generated_or_propagated_with_correlation_and_trace(
         headers={"X-Request-ID": "req-42.a", "X-Correlation-ID": "order-flow-7", "traceparent": traceparent},
     )
     assert given.headers["x-request-id"] == "req-42.a"
-    assert given.json() == {
+    joined = given.json()
+    assert joined == {
         "request_id": "req-42.a",
         "correlation_id": "order-flow-7",
         "causation_id": None,
-        "traceparent": traceparent,
+        "traceparent": joined["traceparent"],
     }
+    # The request is a new span (its own span id) in the caller's trace, with the caller's flags.
+    trace, span = traceparent.split("-")[1:3]
+    assert re.fullmatch(rf"00-{trace}-(?!{span})[0-9a-f]{{16}}-01", joined["traceparent"])
 
     insane = await http_client.get(
         "/v1/probe/context",
@@ -204,7 +211,8 @@ async def test_request_id_is_generated_or_propagated_with_correlation_and_trace(
     new_id = insane.headers["x-request-id"]
     assert new_id != "x" * 129 and re.fullmatch(r"[0-9a-f]{32}", new_id)
     assert insane.json()["correlation_id"] == new_id
-    assert insane.json()["traceparent"] is None
+    # A malformed traceparent is dropped: a new trace starts.
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", insane.json()["traceparent"])
 
 
 async def test_problem_carries_request_id_and_instance(http_client: httpx.AsyncClient) -> None:
@@ -275,7 +283,8 @@ def test_json_log_lines_carry_the_request_context() -> None:
     formatter = JsonLogFormatter("orders")
     context_filter = RequestContextFilter()
     record = logging.LogRecord("salesline.x", logging.WARNING, __file__, 1, "approved %s", ("SO-1",), None)
-    token = current_context.set(EventContext(correlation_id="corr-1", request_id="req-1"))
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    token = current_context.set(EventContext(correlation_id="corr-1", request_id="req-1", traceparent=traceparent))
     try:
         assert context_filter.filter(record)
     finally:
@@ -283,6 +292,7 @@ def test_json_log_lines_carry_the_request_context() -> None:
     line = json.loads(formatter.format(record))
     assert line["message"] == "approved SO-1"
     assert (line["service"], line["request_id"], line["correlation_id"]) == ("orders", "req-1", "corr-1")
+    assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert line["level"] == "WARNING" and line["time"].endswith("+00:00")
 
     outside = logging.LogRecord("salesline.x", logging.INFO, __file__, 1, "idle", (), None)
