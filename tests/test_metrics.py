@@ -58,11 +58,13 @@ async def test_backlog_gauges_follow_the_outbox_timers_and_queues(system: System
             "orders": BacklogSampler(orders, engines[1], order_tables, ORDER_SUBSCRIPTIONS),
             "service_desk": BacklogSampler(desk, engines[2], service_desk_tables),
         }
-        # Three contracts signed while no relay runs: six events wait in the contracts outbox.
+        # Three contracts signed while no relay runs: their events wait in the contracts outbox.
         await sign_contracts(3)
         await asyncio.sleep(0.2)
         await samplers["contracts"].sample_database()
-        assert value(local(), "salesline_outbox_backlog", service="contracts") == 6
+        waiting = await count(clean_db, "SELECT count(*) FROM contracts.outbox WHERE sent_at IS NULL")
+        assert waiting >= 6  # drafted and signed at least, for each
+        assert value(local(), "salesline_outbox_backlog", service="contracts") == waiting
         assert value(local(), "salesline_outbox_oldest_unsent_seconds", service="contracts") >= 0.2
 
         # A timer due a minute ago and not fired (no service desk worker runs).

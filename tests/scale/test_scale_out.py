@@ -203,7 +203,7 @@ async def _drive(
     originals = {s: cluster.worker_pids(s) for s in SERVICES}
     killed: dict[str, list[int]] = {s: [] for s in SERVICES}
     waves = [
-        "SELECT count(*) FROM contracts.contracts WHERE status = 'signed'",
+        "SELECT count(*) FROM contracts.outbox WHERE event_type = 'contract.signed.v1'",
         "SELECT count(*) FROM orders.orders WHERE status = 'delivered'",
     ]
     deadline = time.monotonic() + 600
