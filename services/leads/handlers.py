@@ -740,15 +740,29 @@ async def _team_of(uow: UnitOfWork, rep_id: str, *, fallback: str | None = None)
 
 
 async def _start_first_contact_clock(uow: UnitOfWork, lead: Lead, due: datetime) -> None:
-    """The durable 24 h timer: it checks at ``due`` that this assignment got its first contact."""
+    """The durable 24 h timer: it checks at ``due`` that this assignment got its first contact.
+
+    One timer per assignment (the key names it): the timer handler itself reassigns the lead,
+    and a timer row cannot be re-armed from its own handler (the poller marks it fired after)."""
     assert lead.owner_id is not None and lead.assigned_at is not None
-    payload = {"owner_id": lead.owner_id, "assigned_at": lead.assigned_at.isoformat()}
-    await schedule_timer(uow, FIRST_CONTACT_TIMER, key=str(lead.id), due_at=due, payload=payload)
+    payload = {"lead_id": str(lead.id), "owner_id": lead.owner_id, "assigned_at": lead.assigned_at.isoformat()}
+    await schedule_timer(uow, FIRST_CONTACT_TIMER, key=_first_contact_key(lead), due_at=due, payload=payload)
+
+
+def _first_contact_key(lead: Lead) -> str:
+    assert lead.assigned_at is not None
+    return f"{lead.id}@{lead.assigned_at.isoformat()}"
+
+
+async def _stop_first_contact_clock(uow: UnitOfWork, lead: Lead) -> None:
+    if lead.assigned_at is not None:
+        await cancel_timer(uow, FIRST_CONTACT_TIMER, key=_first_contact_key(lead))
 
 
 async def _give(uow: UnitOfWork, lead: Lead, rep: SalesRep, *, method: str, by: str, policy: AssignmentPolicy) -> None:
     now = _now()
     due = now + policy.first_contact
+    await _stop_first_contact_clock(uow, lead)  # the previous assignment's
     lead.assign(rep.id, team=rep.team_id, method=method, by=by, now=now, first_contact_due_at=due)
     await CustomerKeys(uow).follow_lead(lead.id, rep.id)
     await _start_first_contact_clock(uow, lead, due)
@@ -845,9 +859,9 @@ async def release_lead(
     async with uow:
         repository = LeadRepository(uow)
         lead = await repository.get_for_change(lead_id, principal, if_match=if_match)
+        await _stop_first_contact_clock(uow, lead)
         lead.return_to_pool(reason=RELEASED, by=principal.sub, now=_now(), note=reason)
         await CustomerKeys(uow).follow_lead(lead.id, None)
-        await cancel_timer(uow, FIRST_CONTACT_TIMER, key=str(lead.id))
         await repository.save(lead)
         await uow.commit()
     return lead
@@ -889,7 +903,7 @@ async def log_activity(cmd: LogActivity, principal: Principal, uow: UnitOfWork) 
             owner_id = lead.owner_id
             if cmd.kind in CONTACT_KINDS and lead.contacted(cmd.occurred_at):
                 first = True
-                await cancel_timer(uow, FIRST_CONTACT_TIMER, key=str(lead.id))
+                await _stop_first_contact_clock(uow, lead)
                 await leads.save(lead)
         else:
             assert cmd.account_id is not None
@@ -949,7 +963,7 @@ async def first_contact_deadline(payload: dict, uow: UnitOfWork, *, policy: Assi
     the rules give it to another rep (never the one it was taken from), or it stays in the pool.
     Stale timers (the lead was contacted, released or reassigned since) do nothing."""
     leads = LeadRepository(uow)
-    lead = await leads.get(uuid.UUID(payload["_key"]), None, for_update=True)
+    lead = await leads.get(uuid.UUID(payload.get("lead_id") or payload["_key"]), None, for_update=True)
     assigned_at = datetime.fromisoformat(payload["assigned_at"])
     if lead is None or not lead.awaits_first_contact(payload["owner_id"], assigned_at):
         return

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.leads import handlers
 from services.leads.api.schemas import LeadCreate, LeadQualification, LeadRead, OwnerOverride, OwnershipConflictRead
-from services.leads.config import LeadsSettings, load_grading_rules
+from services.leads.config import LeadsSettings, assignment_policy, load_grading_rules
 from services.leads.domain import Attribution, Grade, Lead, LeadSource
 from shared.api import SafeStr
 from shared.auth import (
@@ -96,6 +96,7 @@ async def create_lead(
         uow,
         rules=load_grading_rules(settings.grading_rules_path),
         phone_region=settings.phone_region,
+        policy=assignment_policy(settings),
     )
     response.headers["Location"] = f"/v1/leads/{lead.id}"
     return _read(lead, response)
