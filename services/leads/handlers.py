@@ -305,7 +305,8 @@ async def convert_lead(
             request,
             existing_account=existing,
             by=principal.sub,
-            team=principal.team,
+            # The owner's team (who else sees the account): the lead's, the CRM's, or the token's.
+            team=lead.team or await _team_of(uow, lead.owner_id or principal.sub, fallback=principal.team),
             region=principal.region,
             now=now,
         )

@@ -297,3 +297,24 @@ async def test_opportunities_rank_by_weighted_value(system: System, clean_db: as
     assert (await leads.get("/v1/opportunities", headers=OTHER_DIRECTOR)).json()["items"] == []
     assert (await leads.get("/v1/opportunities", params={"sort": "random"}, headers=REP)).status_code == 422
     assert (await leads.get("/v1/opportunities", params={"cursor": "junk"}, headers=REP)).status_code == 400
+
+
+async def test_a_converted_account_belongs_to_the_owners_team_in_the_crm(
+    system: System, clean_db: asyncpg.Connection
+) -> None:
+    leads = await system.client("leads")
+    team = await leads.put("/v1/sales-teams/t5", json={"name": "Team 5", "region": "east"}, headers=ADMIN)
+    assert team.status_code == 201, team.text
+    rep = await leads.put(
+        "/v1/sales-reps/rep-1", json={"name": "Rep 1", "team_id": "t5", "capacity": 50}, headers=ADMIN
+    )
+    assert rep.status_code == 201, rep.text
+    lead = (await leads.post("/v1/leads", json=lead_body(), headers=REP)).json()  # the token still says t1
+    result = await leads.post(f"/v1/leads/{lead['id']}/convert", json={}, headers=ADMIN)
+    assert result.status_code == 201, result.text
+    account, opportunity = result.json()["account"], result.json()["opportunity"]
+    assert (account["owner_id"], account["team"], opportunity["team"]) == ("rep-1", "t5", "t5")
+    t5_manager = auth("mgr-5", "sales_manager", team="t5")
+    assert (await leads.get(f"/v1/accounts/{account['id']}", headers=t5_manager)).status_code == 200
+    assert (await leads.get(f"/v1/opportunities/{opportunity['id']}", headers=t5_manager)).status_code == 200
+    assert (await leads.get(f"/v1/accounts/{account['id']}", headers=MANAGER)).status_code == 404
