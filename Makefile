@@ -29,7 +29,7 @@ ALLOW_NO_TESTS ?=
 export PYTHON VENV
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help install venv run stop status test test-scale test-stop lint fmt bench clean distclean
+.PHONY: help install venv run stop status test test-scale test-stop lint fmt bench manifests clean distclean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ fmt: venv ## sort imports and format with ruff
 bench: install ## benchmarks against the test instance (BENCH_ARGS=...)
 	$(TEST_INFRA) $(INFRA) start
 	$(TEST_INFRA) SALESLINE_ENVIRONMENT=test $(INFRA) exec $(PY) -m benchmarks $(BENCH_ARGS)
+
+manifests: venv ## rewrite deploy/k8s's generated manifests and Ingress from the services' routers
+	$(PY) -m deploy.gateway generate
 
 clean: ## stop everything and delete .run (databases, queues, logs)
 	$(PYTHON) scripts/run_all.py --stop

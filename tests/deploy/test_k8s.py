@@ -41,7 +41,7 @@ def base_resources() -> list[dict]:
 def test_the_generated_manifests_are_up_to_date() -> None:
     for path, text in generated_files().items():
         if path.is_relative_to(K8S_DIR):
-            assert path.read_text() == text, f"{path} is stale: run `python -m deploy.gateway generate`"
+            assert path.read_text() == text, f"{path} is stale: run `make manifests`"
     listed = yaml.safe_load((K8S_DIR / "base" / "kustomization.yaml").read_text())["resources"]
     assert {f"{dns_name(s)}.yaml" for s in SERVICES} | {"ingress.yaml"} <= set(listed)
 
