@@ -164,6 +164,7 @@ class OpenTicket:
     category: str | None = None
     contact: ContactInfo | None = None
     order_id: uuid.UUID | None = None
+    order_line_no: int | None = None
     serial_number: str | None = None
 
 
@@ -203,20 +204,35 @@ async def open_ticket(cmd: OpenTicket, uow: UnitOfWork) -> Ticket:
 
 async def _claim_coverage(cmd: OpenTicket, uow: UnitOfWork, now: datetime) -> dict:
     """A warranty claim says at once whether the unit is covered, and why."""
-    if cmd.serial_number:
-        candidates = await WarrantyRepository(uow).matching(None, serial_number=cmd.serial_number)
-        what = f"serial number {cmd.serial_number}"
-    else:
-        candidates = await WarrantyRepository(uow).matching(None, order_id=cmd.order_id)
-        what = f"order {cmd.order_id}"
-    candidates = [w for w in candidates if w.customer_id == cmd.customer_id]  # another customer's unit is not theirs
-    coverage = check_coverage(candidates, now, what=what)
+    coverage = await unit_coverage(
+        uow, cmd.customer_id, now, serial_number=cmd.serial_number, order_id=cmd.order_id, line_no=cmd.order_line_no
+    )
     return {
         "covered": coverage.covered,
         "reason": coverage.reason,
         "detail": coverage.detail,
         "warranty_id": str(coverage.warranty.id) if coverage.warranty else None,
     }
+
+
+async def unit_coverage(
+    uow: UnitOfWork,
+    customer_id: str,
+    at: datetime,
+    *,
+    serial_number: str | None,
+    order_id: uuid.UUID | None,
+    line_no: int | None,
+) -> Coverage:
+    """A customer's unit by serial number, else by order line (unserialised items), else by order;
+    another customer's unit is not theirs."""
+    if serial_number:
+        candidates = await WarrantyRepository(uow).matching(None, serial_number=serial_number)
+        what = f"serial number {serial_number}"
+    else:
+        candidates = await WarrantyRepository(uow).matching(None, order_id=order_id, line_no=line_no)
+        what = f"order {order_id}" if line_no is None else f"line {line_no} of order {order_id}"
+    return check_coverage([w for w in candidates if w.customer_id == customer_id], at, what=what)
 
 
 async def auto_assign(ticket: Ticket, uow: UnitOfWork, now: datetime) -> bool:
@@ -512,10 +528,16 @@ async def report_repair(ticket_id: uuid.UUID, principal: Principal, uow: UnitOfW
             raise DomainError("only repair and warranty-claim tickets have repairs")
         now = datetime.now(UTC)
         covered = False
-        if ticket.serial_number:
-            candidates = await WarrantyRepository(uow).matching(None, serial_number=ticket.serial_number)
-            mine = [w for w in candidates if w.customer_id == ticket.customer_id]
-            covered = check_coverage(mine, now, what=ticket.serial_number).covered
+        if ticket.serial_number or (ticket.order_id and ticket.order_line_no):  # a unit, not a whole order
+            coverage = await unit_coverage(
+                uow,
+                ticket.customer_id,
+                now,
+                serial_number=ticket.serial_number,
+                order_id=ticket.order_id,
+                line_no=ticket.order_line_no,
+            )
+            covered = coverage.covered
         repair = Repair(
             id=uuid.uuid4(),
             ticket_id=ticket.id,

@@ -253,12 +253,26 @@ async def test_repeat_issues_and_warranty_claims(system: System, clean_db: async
     assert again["repeat_of"] == claim.json()["id"]  # same account and category within 30 days
     theirs = ticket_body(type="warranty_claim", serial_number="SN-1", customer_id="other")
     assert (await api.post("/v1/tickets", json=theirs, headers=AGENT)).json()["warranty_coverage"]["covered"] is False
+    # An unserialised item by its order line: the hose (line 3) had one month, from 31 January.
+    hose = ticket_body(type="warranty_claim", serial_number=None, order_id=str(event.order_id), order_line_no=3)
+    hose_claim = await api.post("/v1/tickets", json=hose, headers=AGENT)
+    assert hose_claim.status_code == 201, hose_claim.text
+    assert hose_claim.json()["order_line_no"] == 3
+    assert hose_claim.json()["warranty_coverage"]["reason"] == "expired"
+    assert f"line 3 of order {event.order_id}" in hose_claim.json()["warranty_coverage"]["detail"]
+    no_warranty = ticket_body(type="warranty_claim", serial_number=None, order_id=str(event.order_id), order_line_no=2)
+    assert (await api.post("/v1/tickets", json=no_warranty, headers=AGENT)).json()["warranty_coverage"][
+        "reason"
+    ] == "not_registered"
+    line_alone = await api.post("/v1/tickets", json=ticket_body(serial_number=None, order_line_no=3), headers=AGENT)
+    assert line_alone.status_code == 422
     other_category = (await api.post("/v1/tickets", json=ticket_body(category="billing"), headers=AGENT)).json()
     assert other_category["repeat_of"] is None and other_category["warranty_coverage"] is None
     opened = await clean_db.fetch(
         "SELECT envelope FROM service_desk.outbox WHERE event_type = 'ticket.opened.v1' ORDER BY id"
     )
-    assert [json.loads(r["envelope"])["data"]["repeat_issue"] for r in opened] == [False, True, False, False]
+    repeats = [json.loads(r["envelope"])["data"]["repeat_issue"] for r in opened]
+    assert repeats == [False, True, False, True, True, False]
 
 
 async def test_capacity_holds_under_concurrent_opens(system: System, clean_db: asyncpg.Connection) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import EmailStr, Field
+from pydantic import EmailStr, Field, model_validator
 
 from services.service_desk.domain import Channel, Priority, TicketType
 from shared.api import ApiModel, ApiResponse, Money, SafeStr
@@ -82,7 +82,16 @@ class TicketCreate(ApiModel):
     customer_name: SafeStr = Field(min_length=1, max_length=200)
     contact: ContactIn | None = None
     order_id: uuid.UUID | None = None
+    order_line_no: int | None = Field(
+        default=None, ge=1, le=100_000, description="The delivered order line (with order_id), for unserialised items"
+    )
     serial_number: SafeStr | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _line_needs_order(self) -> TicketCreate:
+        if self.order_line_no is not None and self.order_id is None:
+            raise ValueError("order_line_no needs order_id")
+        return self
 
 
 class TicketResolve(ApiModel):
@@ -134,6 +143,7 @@ class TicketRead(ApiResponse):
     customer_name: str
     contact: ContactRead | None
     order_id: uuid.UUID | None
+    order_line_no: int | None = None
     serial_number: str | None
     assignee_id: str | None
     resolution: str | None

@@ -81,6 +81,7 @@ class Ticket(Aggregate):
     created_at: datetime
     contact: ContactInfo | None = None
     order_id: uuid.UUID | None = None
+    order_line_no: int | None = None  # the delivered line, for unserialised items
     serial_number: str | None = None
     category: str | None = None
     status: TicketStatus = TicketStatus.NEW
