@@ -2,7 +2,9 @@
 ``scripts/run_all.py`` (REPLICAS=2), carry hundreds of contracts through contract signed →
 order → approvals → shipment → delivery → survey (+ its reminder timer) and warranties, with
 webhooks to local receivers, while one worker of each kind is killed with SIGKILL twice (the
-supervisor restarts it). Every effect must happen exactly once.
+supervisor restarts it). Every effect must happen exactly once. Across the processes, each
+event a consumer records stays in its cause's trace, and the real processes' metrics show the
+traffic on both API replicas and the workers' backlog gauges back at zero.
 
 Run with ``make test-scale`` (CI does); ``SALESLINE_SCALE_CONTRACTS`` sets the number of
 contracts (default 200).
@@ -31,6 +33,7 @@ from shared.migrate import SERVICES
 from tests.conftest import auth, service_module, settings_for, wait_until
 from tests.helpers import count, sign_contracts
 from tests.scale.cluster import Cluster, start_cluster
+from tests.test_metrics import samples, value
 from tests.webhooks.receivers import Receiver
 
 pytestmark = pytest.mark.scale
@@ -49,7 +52,8 @@ ERP = auth("erp-1", "integration")
 SUBSCRIPTIONS = (["order.*"], ["order.delivered.v1", "survey.*", "warranty.*"])
 
 CLUSTER_ENV = {
-    "SALESLINE_DB_POOL_SIZE": "4",  # 20 processes share the test PostgreSQL with other runs
+    "SALESLINE_DB_POOL_SIZE": "4",
+    "SALESLINE_METRICS_SAMPLE_SECONDS": "1",  # 20 processes share the test PostgreSQL with other runs
     "SALESLINE_SERVICE_DESK_SURVEY_REMINDER_AFTER_SECONDS": "2",  # every survey's timer fires in the run
     "SALESLINE_WEBHOOKS_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
     "SALESLINE_WEBHOOKS_ALLOW_HTTP": "true",
@@ -177,11 +181,34 @@ async def test_two_replicas_of_everything_with_workers_killed(
         redelivered += len(complete) - len(seen)
         cut_off += len(receiver.requests) - len(complete)
 
+    # Trace context across processes: every event a consumer recorded is in the trace of the event
+    # that caused it, and every webhook request names the trace of the event it carries.
+    envelopes = {
+        r["id"]: json.loads(r["envelope"]) for r in await db.fetch("SELECT id, envelope FROM webhooks.event_history")
+    }
+    caused = [e for e in envelopes.values() if e.get("causationid") and uuid.UUID(e["causationid"]) in envelopes]
+    assert len(caused) >= 3 * n  # order.created, survey.sent, warranty.registered, ...
+    for event in caused:
+        assert _trace(event["traceparent"]) == _trace(envelopes[uuid.UUID(event["causationid"])]["traceparent"])
+    for receiver in receivers:
+        for request in _complete(receiver):
+            assert _trace(request.headers["traceparent"]) == _trace(json.loads(request.body)["traceparent"])
+
     # Nothing was dead-lettered.
     dead = await _dead_letters()
     assert dead == {}, dead
 
-    duplicates = await _scrape_sum(cluster, "salesline_events_duplicate_total")
+    # Both orders API replicas served the drive (latency by route), and every worker replica's
+    # sampled gauges settled: nothing unsent, no lag, nothing dead-lettered, no timer overdue.
+    async with httpx.AsyncClient(timeout=5) as http:
+        for replica in range(cluster.replicas):
+            api = samples((await http.get(f"{cluster.api('orders', replica)}/metrics")).text)
+            route = "/v1/orders/{order_id}/approve"
+            assert value(api, "http_request_duration_seconds_count", route=route, method="POST") >= n
+        await wait_until(lambda: _workers_settled(cluster, http), timeout=30, interval=0.5, what="settled gauges")
+        duplicates = sum(
+            [value(w, "salesline_events_duplicate_total") or 0 for w in await _scrape_workers(cluster, http)]
+        )
     print(
         f"\nscale-out: {n} contracts, 2 replicas, workers killed: "
         f"{ {s: len(p) for s, p in killed.items()} }; driven in {driven:.1f}s, "
@@ -286,6 +313,10 @@ async def _wait_history_complete(db: asyncpg.Connection) -> list[asyncpg.Record]
     return await wait_until(complete, timeout=180, interval=0.5, what="every event in the webhooks history")
 
 
+def _trace(traceparent: str) -> str:
+    return traceparent.split("-")[1]
+
+
 def _matches(event_type: str, patterns: list[str]) -> bool:
     return any(event_type == p or (p.endswith(".*") and event_type.startswith(p[:-1])) for p in patterns)
 
@@ -322,13 +353,22 @@ async def _dead_letters() -> dict[str, int]:
     return found
 
 
-async def _scrape_sum(cluster: Cluster, metric: str) -> float:
-    total = 0.0
-    async with httpx.AsyncClient(timeout=5) as http:
-        for service in SERVICES:
-            for replica in range(cluster.replicas):
-                text = (await http.get(cluster.worker_metrics(service, replica))).text
-                total += sum(
-                    float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(metric + "{")
-                )
-    return total
+async def _scrape_workers(cluster: Cluster, http: httpx.AsyncClient) -> list:
+    return [
+        samples((await http.get(cluster.worker_metrics(service, replica))).text)
+        for service in SERVICES
+        for replica in range(cluster.replicas)
+    ]
+
+
+async def _workers_settled(cluster: Cluster, http: httpx.AsyncClient) -> bool:
+    gauges = (
+        "salesline_outbox_backlog",
+        "salesline_consumer_queue_depth",
+        "salesline_dead_letters",
+        "salesline_timers_oldest_due_seconds",
+    )
+    scraped = await _scrape_workers(cluster, http)
+    return all(value(w, "salesline_outbox_backlog") is not None for w in scraped) and all(
+        (value(w, gauge) or 0) == 0 for w in scraped for gauge in gauges
+    )
