@@ -119,3 +119,16 @@ def test_promtool_accepts_the_rules_and_they_fire() -> None:
         [PROMTOOL, "test", "rules", str(ALERT_TESTS)], capture_output=True, text=True, cwd=ALERTS.parent
     )
     assert unit.returncode == 0, unit.stdout + unit.stderr
+
+
+def test_event_types_in_queries_are_in_the_catalog() -> None:
+    from shared.events.base import EVENT_TYPES
+
+    exprs = dashboard_exprs() + [rule["expr"] for rule in alert_rules()]
+    matchers = [m for expr in exprs for m in re.findall(r'\btype(=~?)"([^"]+)"', expr)]
+    assert len(matchers) >= 3
+    for operator, value in matchers:
+        if operator == "=":
+            assert value in EVENT_TYPES, value
+        else:
+            assert any(re.fullmatch(value, known) for known in EVENT_TYPES), value
