@@ -98,6 +98,8 @@ async def test_the_extra_discount_is_limited_by_the_authors_authority(
         quote_body(lines=[{**LINES[0], "unit_price": 1.5}]),
         quote_body(extra_discount_pct="-1"),
         quote_body(currency="XYZ"),
+        quote_body(lines=[{**LINES[0], "quantity": "1000000000", "unit_price": "999999999999.99"}]),  # overflow
+        quote_body(lines=[{**LINES[0], "quantity": "0.0001"}]),
     ]:
         assert (await leads.post(url, json=bad, headers=REP)).status_code == 422, bad
     assert await clean_db.fetchval("SELECT count(*) FROM leads.quotes") == 3

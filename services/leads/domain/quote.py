@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from services.leads.domain.opportunity import HUNDRED, WinningQuote, money
+from shared.api import MONEY_MAX
 from shared.domain import Aggregate, DomainError, InvalidTransition
 from shared.events import ContractLine, QuoteAccepted
 from shared.policies import DiscountAuthority
@@ -181,6 +182,8 @@ class Quote(Aggregate):
             )
             for i, line in enumerate(lines, start=1)
         )
+        if sum((line.list_amount for line in priced), Decimal(0)) > MONEY_MAX:
+            raise DomainError(f"the quote's amounts exceed {MONEY_MAX}")
         return cls(
             lines=priced,
             extra_discount_pct=money(extra_discount_pct),
