@@ -9,7 +9,7 @@ new file version, not a code change.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -33,6 +33,12 @@ class ContractRouting:
     discount_approver_min_role: str
     major_contract_role: str
     major_contract_amounts: tuple[tuple[str, Decimal], ...]  # (ISO 4217 currency, amount)
+    price_authority_role: str | None = None  # who approves a line priced below the rep's floor
+    price_floors: tuple[tuple[str, str, Decimal], ...] = ()  # (currency, SKU, lowest net unit price)
+
+    def price_floor(self, currency: str, sku: str) -> Decimal | None:
+        """The lowest net unit price a rep may agree to for ``sku`` in ``currency`` (None: no floor)."""
+        return next((floor for code, s, floor in self.price_floors if code == currency and s == sku), None)
 
     def major_contract_amount(self, currency: str) -> Decimal | None:
         """The amount above which a contract in ``currency`` is major (None: not listed, always major)."""
@@ -90,8 +96,20 @@ def _parse_contract_routing(document: dict, levels: tuple[AuthorityLevel, ...]) 
             (str(code), Decimal(str(amount))) for code, amount in section["major_contract"]["amounts"].items()
         ),
     )
-    for role in (routing.discount_approver_min_role, routing.major_contract_role):
-        if role not in roles:
+    if (price := section.get("price_authority")) is not None:
+        routing = replace(
+            routing,
+            price_authority_role=str(price["approver_role"]),
+            price_floors=tuple(
+                (str(code), str(sku), Decimal(str(floor)))
+                for code, floors in price["floors"].items()
+                for sku, floor in floors.items()
+            ),
+        )
+        if any(floor <= 0 for _, _, floor in routing.price_floors):
+            raise ValueError("price floors must be positive")
+    for role in (routing.discount_approver_min_role, routing.major_contract_role, routing.price_authority_role):
+        if role is not None and role not in roles:
             raise ValueError(f"contract routing names {role!r}, which has no discount authority level")
     if any(amount <= 0 for _, amount in routing.major_contract_amounts):
         raise ValueError("major-contract amounts must be positive")

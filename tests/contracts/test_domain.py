@@ -145,6 +145,89 @@ def test_routing_follows_the_policy_data():
         parse_discount_authority(document)
 
 
+def pumps(unit_price: str, *, line_discount: str = "0", discount: str = "0") -> Contract:
+    c = Contract.draft(
+        id=uuid.uuid4(),
+        number="HT-2026-000002",
+        customer_id="acme",
+        customer_name="Acme",
+        owner_id="rep-1",
+        currency="CNY",
+        lines=[
+            ContractLine(
+                sku="PUMP-1",
+                description="Pump",
+                quantity=Decimal(1),
+                unit_price=Decimal(unit_price),
+                discount_pct=Decimal(line_discount),
+            )
+        ],
+        payment_terms="net 30",
+        created_at=NOW,
+        region="east",
+        discount_pct=Decimal(discount),
+    )
+    c.take_events()
+    return c
+
+
+def test_a_price_below_the_reps_authority_needs_the_marketing_director():
+    floor = POLICY.contracts.price_floor("CNY", "PUMP-1")
+    assert floor == Decimal("1200.00") and POLICY.contracts.price_authority_role == "marketing_director"
+    at_floor = in_approval(pumps("1200.00"))
+    assert at_floor.status == ContractStatus.APPROVED  # not below: nothing to approve
+
+    # 1,250.00 less 3 % on the line and 3 % on the contract is 1,176.13 (5.91 % off): beyond the
+    # rep's discount authority, and below the authority price as well.
+    below = in_approval(pumps("1250.00", line_discount="3", discount="3"))
+    assert [(s.role, s.rules) for s in below.current_steps] == [
+        ("regional_director", ("discount",)),
+        ("marketing_director", ("price_floor",)),
+    ]
+    assert "PUMP-1 at 1176.13 CNY is below the sales_rep authority price of 1200.00 CNY" in below.approvals[1].threshold
+    cheap = in_approval(pumps("900.00"))  # no discount at all
+    assert [(s.role, s.rules) for s in cheap.current_steps] == [("marketing_director", ("price_floor",))]
+    with pytest.raises(NotAnApprover):
+        cheap.approve(by="rd-1", roles=RD, now=NOW, policy=POLICY)
+    cheap.approve(by="md-1", roles=MD, now=NOW, policy=POLICY)
+    [(event, _)] = cheap.take_events()
+    assert isinstance(event, ContractApproved) and event.approvals[0].threshold.startswith("PUMP-1 at 900.00 CNY")
+    assert in_approval(pumps("900.00")).current_steps[0].policy_version == POLICY.version
+
+
+def test_price_floors_are_policy_data():
+    document = {
+        "version": "test.2",
+        "levels": [
+            {"role": "sales_rep", "max_discount_pct": "5"},
+            {"role": "marketing_director", "max_discount_pct": None},
+        ],
+        "contracts": {
+            "discount_approver_min_role": "marketing_director",
+            "major_contract": {"approver_role": "marketing_director", "amounts": {"CNY": "500000"}},
+            "price_authority": {"approver_role": "marketing_director", "floors": {"USD": {"X": "10"}}},
+        },
+    }
+    policy = parse_discount_authority(document)
+    assert policy.contracts.price_floor("USD", "X") == Decimal(10) and policy.contracts.price_floor("CNY", "X") is None
+    steps = route(
+        policy,
+        revision=1,
+        owner_role="sales_rep",
+        discount_pct=Decimal(0),
+        total=Decimal(9),
+        currency="USD",
+        net_prices=(("X", Decimal("9.99")), ("Y", Decimal("0.01"))),
+    )
+    assert [(s.role, s.rules) for s in steps] == [("marketing_director", ("major_contract", "price_floor"))]
+    document["contracts"]["price_authority"]["floors"]["USD"]["X"] = "0"
+    with pytest.raises(ValueError):
+        parse_discount_authority(document)
+    document["contracts"]["price_authority"] = {"approver_role": "ceo", "floors": {}}
+    with pytest.raises(ValueError):
+        parse_discount_authority(document)
+
+
 def test_rejection_returns_to_draft_as_a_new_revision_with_the_decision_recorded():
     c = in_approval(contract(discount="12"))
     with pytest.raises(DomainError):

@@ -186,3 +186,25 @@ async def test_scoping_listing_and_no_signing_by_the_owner(system: System, clean
     bad = await contracts.get("/v1/contracts", params={"status": "lost"}, headers=LEGAL)
     assert bad.status_code == 422
     assert await clean_db.fetchval("SELECT count(*) FROM contracts.contracts") == 2
+
+
+async def test_a_price_below_the_reps_authority_goes_to_the_marketing_director(
+    system: System, clean_db: asyncpg.Connection
+) -> None:
+    contracts = await system.client("contracts")
+    payload = body()
+    payload["lines"][0]["unit_price"] = "1000.00"  # PUMP-1's authority price is 1,200.00 CNY
+    submitted = await act(contracts, await draft(contracts, payload), "submit", REP)
+    reviewed = await act(contracts, submitted, "review", LEGAL, decision="approve")
+    contract = reviewed.json()
+    assert (contract["status"], contract["pending_role"]) == ("pending_approval", "marketing_director")
+    [step] = contract["approvals"]
+    assert step["rules"] == ["price_floor"] and step["policy_version"] == discount_authority().version
+    await act(contracts, reviewed, "approve", DIRECTOR, expect=403)  # a regional director is not enough
+    approved = await act(contracts, reviewed, "approve", MARKETING)
+    assert approved.json()["status"] == "approved"
+    (event,) = await events(clean_db, "contract.approved")
+    [decision] = event["approvals"]
+    assert decision["decided_role"] == "marketing_director" and decision["threshold"] == (
+        "PUMP-1 at 1000.00 CNY is below the sales_rep authority price of 1200.00 CNY"
+    )

@@ -11,6 +11,7 @@ from decimal import Decimal
 import asyncpg
 import httpx
 
+from shared.policies import discount_authority
 from tests.conftest import System, auth
 from tests.leads.test_leads_api import outbox
 from tests.leads.test_sales_api import DIRECTOR, MANAGER, REP, assert_scoped, converted
@@ -62,7 +63,7 @@ async def test_a_quote_is_priced_by_the_rules_and_adds_up_to_the_cent(
     subtotal = sum(Decimal(x["amount"]) for x in quote["lines"])
     assert Decimal(quote["subtotal_amount"]) == subtotal
     assert Decimal(quote["total_amount"]) + Decimal(quote["discount_amount"]) == subtotal
-    assert (quote["price_rules_version"], quote["discount_policy_version"]) == (1, "2026-11-25.2")
+    assert (quote["price_rules_version"], quote["discount_policy_version"]) == (1, discount_authority().version)
     assert (quote["currency"], quote["status"], quote["owner_id"]) == ("CNY", "draft", "rep-1")
     got = await leads.get(f"/v1/quotes/{quote['id']}", headers=MANAGER)
     assert got.status_code == 200 and got.json() == quote

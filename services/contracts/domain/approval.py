@@ -4,7 +4,9 @@ The rules live in ``shared/policies/discount_authority.json`` (versioned, shared
 a discount beyond the owner's authority needs the level whose authority covers it, but at least
 the policy's ``discount_approver_min_role`` (the regional director); a total above the
 major-contract amount of the contract's currency needs ``major_contract.approver_role`` (the
-marketing director). One step per role, lowest authority first, decided in that order.
+marketing director); a line whose net unit price is below the rep's authority price for its
+SKU (``price_authority.floors``) needs ``price_authority.approver_role`` (the marketing
+director). One step per role, lowest authority first, decided in that order.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class StepStatus(StrEnum):
 class ApprovalStep:
     revision: int
     role: str
-    rules: tuple[str, ...]  # "discount", "major_contract"
+    rules: tuple[str, ...]  # "discount", "major_contract", "price_floor"
     threshold: str  # the thresholds that made this step necessary, in words
     policy_version: str
     status: StepStatus = StepStatus.PENDING
@@ -55,8 +57,10 @@ def route(
     discount_pct: Decimal,
     total: Decimal,
     currency: str,
+    net_prices: tuple[tuple[str, Decimal], ...] = (),
 ) -> list[ApprovalStep]:
-    """The approval steps a revision with these figures needs (empty: within the owner's authority)."""
+    """The approval steps a revision with these figures needs (empty: within the owner's authority).
+    ``net_prices`` are (SKU, unit price after line and header discounts) per line."""
     routing = policy.contracts
     if routing is None:
         raise ValueError(f"discount authority policy {policy.version} has no contracts section")
@@ -76,6 +80,18 @@ def route(
             f"total {total} {currency} exceeds the major-contract amount of {major} {currency}"
             if major is not None
             else f"no major-contract amount for {currency}: every {currency} contract is major"
+        )
+    below = [
+        (sku, price, floor)
+        for sku, price in net_prices
+        if (floor := routing.price_floor(currency, sku)) is not None and price < floor
+    ]
+    if below and routing.price_authority_role is not None:
+        rules, thresholds = needed.setdefault(routing.price_authority_role, ([], []))
+        rules.append("price_floor")
+        thresholds.extend(
+            f"{sku} at {price} {currency} is below the sales_rep authority price of {floor} {currency}"
+            for sku, price, floor in below
         )
     return [
         ApprovalStep(

@@ -201,6 +201,10 @@ class Contract(Aggregate):
     def list_amount(self) -> Decimal:
         return money(sum((line.quantity * line.unit_price for line in self.lines), Decimal(0)))
 
+    def net_unit_price(self, line: ContractLine) -> Decimal:
+        """What the customer pays per unit of ``line``: line and header discounts applied."""
+        return money(line.unit_price * (HUNDRED - line.discount_pct) * (HUNDRED - self.discount_pct) / HUNDRED**2)
+
     @property
     def effective_discount_pct(self) -> Decimal:
         """The discount off the list amount, line and header discounts together."""
@@ -329,6 +333,7 @@ class Contract(Aggregate):
             discount_pct=self.effective_discount_pct,
             total=self.total_amount,
             currency=self.currency,
+            net_prices=tuple((line.sku, self.net_unit_price(line)) for line in self.lines),
         )
         self.approvals.extend(steps)
         if steps:
