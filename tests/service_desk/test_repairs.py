@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import asyncpg
 
 from tests.conftest import System, auth, wait_until
@@ -11,7 +13,7 @@ from tests.test_pipeline import publish_raw
 AGENT = auth("agent-1", "support_agent")
 
 
-def claim(serial: str, type_: str = "warranty_claim") -> dict:
+def claim(serial: str | None, type_: str = "warranty_claim") -> dict:
     return {
         "subject": "Pump noisy",
         "channel": "web",
@@ -65,3 +67,17 @@ async def test_repair_flow_and_costs(system: System, clean_db: asyncpg.Connectio
     listed = await api.get("/v1/repairs", params={"ticket_id": ticket["id"]}, headers=AGENT)
     assert [r["id"] for r in listed.json()["items"]] == [repair["id"]]
     assert (await api.get(url, headers=auth("rep-1", "sales_rep"))).status_code == 403
+
+    # An unserialised unit by its order line: free while the line's warranty runs; a whole
+    # order is not a unit, so a ticket naming only the order is charged.
+    recent = order_delivered(customer_id="acme", delivered_at=datetime.now(UTC) - timedelta(days=1))
+    await publish_raw(envelope(recent))
+    await wait_until(lambda: clean_db.fetchval("SELECT count(*) = 6 FROM service_desk.warranties"), what="more")
+    by_line = claim(None) | {"order_id": str(recent.order_id), "order_line_no": 3}
+    line_ticket = (await api.post("/v1/tickets", json=by_line, headers=AGENT)).json()
+    assert line_ticket["warranty_coverage"]["covered"] is True
+    line_repair = (await api.post(f"/v1/tickets/{line_ticket['id']}/repairs", headers=AGENT)).json()
+    assert line_repair["under_warranty"] is True
+    whole_order = await api.post("/v1/tickets", json=claim(None) | {"order_id": str(recent.order_id)}, headers=AGENT)
+    order_repair = (await api.post(f"/v1/tickets/{whole_order.json()['id']}/repairs", headers=AGENT)).json()
+    assert order_repair["under_warranty"] is False
