@@ -103,6 +103,7 @@ async def test_backlog_gauges_follow_the_outbox_timers_and_queues(system: System
         await BacklogSampler(webhooks, engines[-1], webhook_tables, extra=WEBHOOK_GAUGES).sample_database()
         assert value(local(), "salesline_webhook_deliveries_pending") == 0
         assert value(local(), "salesline_webhook_subscriptions_disabled") == 0
+        assert value(local(), "salesline_webhook_subscriptions_failing") == 0
     finally:
         for engine in engines:
             await engine.dispose()

@@ -28,6 +28,10 @@ GAUGES = [
         "SELECT count(*) FROM webhooks.deliveries WHERE status = 'pending'",
     ),
     SqlGauge(
+        Gauge("salesline_webhook_subscriptions_failing", "Active webhook subscriptions whose deliveries are failing"),
+        "SELECT count(*) FROM webhooks.subscriptions WHERE failing_since IS NOT NULL AND active",
+    ),
+    SqlGauge(
         Gauge("salesline_webhook_subscriptions_disabled", "Webhook subscriptions the service disabled"),
         "SELECT count(*) FROM webhooks.subscriptions WHERE disabled_at IS NOT NULL AND NOT active",
     ),
