@@ -16,8 +16,9 @@ case "$process" in
     exec python -m shared.migrate "$@"
     ;;
   gateway-config)
-    # The compose gateway's nginx.conf and ops page, rendered from the routers of this image.
-    exec python -m deploy.gateway render --dir "${2:-/gateway}"
+    # The gateway's nginx.conf and ops page (compose, Kubernetes), from this image's routers.
+    # gateway-config [DIR [API_PORT]]: compose's APIs listen on 8000, Kubernetes Services on 80.
+    exec python -m deploy.gateway render --dir "${2:-/gateway}" --upstream-port "${3:-8000}"
     ;;
   *)
     echo "unknown process '$process': use api SERVICE, worker SERVICE, migrate or gateway-config" >&2

@@ -162,12 +162,16 @@ def dns_name(service: str) -> str:
     return service.replace("_", "-")
 
 
-def container_config(routes: dict[str, list[str]], directory: str) -> GatewayConfig:
-    """The compose gateway: the official nginx image as a non-root user, logs to the container's;
-    ``directory`` is where the config and the ops page are mounted in the nginx container."""
+def container_config(
+    routes: dict[str, list[str]], directory: str, upstream_port: int = CONTAINER_PORT
+) -> GatewayConfig:
+    """The containers' gateway: the official nginx image as a non-root user, logs to the
+    container's; ``directory`` is where the config and the ops page are mounted in the nginx
+    container; the APIs are ``<service>-api:<upstream_port>`` (8000 in compose, the Kubernetes
+    Services' 80)."""
     return GatewayConfig(
         listen=str(CONTAINER_GATEWAY_PORT),
-        upstreams={s: [f"{dns_name(s)}-api:{CONTAINER_PORT}"] for s in routes},
+        upstreams={s: [f"{dns_name(s)}-api:{upstream_port}"] for s in routes},
         routes=routes,
         pid_path="/tmp/nginx.pid",
         temp_dir="/tmp",

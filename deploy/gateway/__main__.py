@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from deploy.gateway import (
+    CONTAINER_PORT,
     DEFAULT_GATEWAY_PORT,
     container_config,
     generated_files,
@@ -61,11 +62,12 @@ def main() -> None:
     run.add_argument("--check", action="store_true", help="only render and test the config (nginx -t)")
     render = sub.add_parser("render", help="write the compose gateway's nginx.conf and ops page")
     render.add_argument("--dir", type=Path, required=True, help="where the nginx container mounts them")
+    render.add_argument("--upstream-port", type=int, default=CONTAINER_PORT, help="the APIs' port (<service>-api)")
     sub.add_parser("generate", help="rewrite the committed Kubernetes manifests and Ingress")
     args = parser.parse_args()
 
     if args.command == "render":
-        conf = write_config(args.dir, container_config(route_map(), str(args.dir)))
+        conf = write_config(args.dir, container_config(route_map(), str(args.dir), args.upstream_port))
         print(f"wrote {conf} and {args.dir / 'html' / 'index.html'}")
         return
 

@@ -6,10 +6,12 @@ container gets what its settings need in production, Ingress paths go to Service
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +22,7 @@ import yaml
 
 from deploy.gateway import K8S_DIR, dns_name, generated_files, route_map, service_paths
 from shared.migrate import SERVICES
+from tests.conftest import ROOT
 from tests.deploy.helpers import placeholder, settings_under
 
 KUBECTL = shutil.which("kubectl")
@@ -160,14 +163,18 @@ def test_every_service_has_its_workloads(overlay: list[dict]) -> None:
     for kind in ("PodDisruptionBudget", "HorizontalPodAutoscaler"):
         assert set(_workloads(overlay, kind)) == set(deployments), kind
     for doc in overlay:
-        for container in _containers(doc):
-            image = container["image"]
-            assert re.fullmatch(r"[a-z0-9./-]+:\d+\.\d+\.\d+", image), image  # pinned by the overlay
+        if doc["kind"] in ("Deployment", "Job"):
+            pod = doc["spec"]["template"]["spec"]
+            for container in pod["containers"] + pod.get("initContainers", []):
+                image = container["image"]
+                assert re.fullmatch(r"[a-z0-9./-]+:\d+\.\d+\.\d+(-[a-z]+)?", image), image  # pinned
 
 
 def _containers(doc: dict) -> list[dict]:
+    """The Salesline processes (api, worker, migrate) of a Deployment or Job."""
     if doc["kind"] in ("Deployment", "Job"):
-        return doc["spec"]["template"]["spec"]["containers"]
+        containers = doc["spec"]["template"]["spec"]["containers"]
+        return [c for c in containers if c.get("args", [""])[0] in ("api", "worker", "migrate")]
     return []
 
 
@@ -186,7 +193,7 @@ def test_services_pdbs_and_hpas_point_at_deployments(overlay: list[dict]) -> Non
     for name, hpa in _workloads(overlay, "HorizontalPodAutoscaler").items():
         assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
         kinds = {m["type"] for m in hpa["spec"]["metrics"]}
-        assert kinds == ({"Resource"} if name.endswith("-api") else {"External", "Resource"}), name
+        assert kinds == ({"External", "Resource"} if name.endswith("-worker") else {"Resource"}), name
         for metric in hpa["spec"]["metrics"]:
             if metric["type"] == "External":  # the adapter's rule keys it by the pods' service label
                 selector = metric["external"]["metric"]["selector"]["matchLabels"]
@@ -199,6 +206,8 @@ def test_probes_hit_paths_the_apps_serve(overlay: list[dict]) -> None:
     config = next(d["data"] for d in overlay if d["kind"] == "ConfigMap")
     for name, deployment in _workloads(overlay, "Deployment").items():
         container = deployment["spec"]["template"]["spec"]["containers"][0]
+        if name == "salesline-gateway":
+            continue  # test_the_gateway_pods_render_the_ops_page
         service = container["args"][1]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         probes = {kind: container[kind]["httpGet"] for kind in ("readinessProbe", "livenessProbe")}
@@ -244,10 +253,35 @@ def test_the_ingress_routes_every_resource_to_its_service(overlay: list[dict]) -
             backend = path["backend"]["service"]
             assert backend["name"] in services, backend
             assert backend["port"]["name"] in {p["name"] for p in services[backend["name"]]["spec"]["ports"]}
-            assert path["pathType"] == "Prefix"
+            assert path["pathType"] == ("Exact" if path["path"] == "/" else "Prefix")
             routed[path["path"]] = backend["name"]
     expected = {prefix: f"{dns_name(s)}-api" for s, prefixes in route_map().items() for prefix in prefixes}
+    expected |= {"/": "salesline-gateway", "/services": "salesline-gateway"}  # the ops page
     assert routed == expected
+
+
+def test_the_gateway_pods_render_the_ops_page(overlay: list[dict], tmp_path: Path) -> None:
+    """The init container's command renders a config whose upstreams are the API Services."""
+    pod = _workloads(overlay, "Deployment")["salesline-gateway"]["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    (nginx,) = pod["containers"]
+    process, directory, port = init["args"]
+    assert process == "gateway-config"
+    mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
+    assert {m["name"]: m["mountPath"] for m in nginx["volumeMounts"]}["config"] == mounts["config"] == directory
+    assert nginx["args"][:3] == ["nginx", "-c", f"{directory}/nginx.conf"]
+    # What the entrypoint runs for it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SALESLINE_")}
+    env |= {e["name"]: e["value"] for e in init["env"]} | {"PYTHONPATH": str(ROOT)}
+    render = [sys.executable, "-m", "deploy.gateway", "render", "--dir", str(tmp_path), "--upstream-port", port]
+    subprocess.run(render, cwd=ROOT, env=env, check=True, capture_output=True)
+    conf = (tmp_path / "nginx.conf").read_text()
+    services = {name for name in _workloads(overlay, "Service") if name != "salesline-gateway"}
+    assert set(re.findall(r"server ([a-z0-9-]+):(\d+) ", conf)) == {(name, "80") for name in services}
+    ports = {p["name"]: p["containerPort"] for p in nginx["ports"]}
+    assert f"listen {ports['http']};" in conf
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert f"location = {nginx[probe]['httpGet']['path']} {{" in conf
 
 
 def test_no_secret_value_is_committed() -> None:
