@@ -53,6 +53,8 @@ contracts = Table(
     Column("document_version", Integer, nullable=False, server_default=text("0")),
     Column("document_sha256", String(64)),
     Column("signatures", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("opportunity_id", UUID(as_uuid=True), unique=True),  # one contract per won opportunity
+    Column("quote_id", UUID(as_uuid=True)),
     Index("ix_contracts_created_at_id", "created_at", "id"),
     Index("ix_contracts_status_created_at_id", "status", "created_at", "id"),
     Index("ix_contracts_owner_id_created_at_id", "owner_id", "created_at", "id"),
@@ -115,6 +117,10 @@ class ContractRepository(Repository[Contract]):
     table = contracts
     noun = "contract"
 
+    async def for_opportunity(self, opportunity_id: uuid.UUID) -> uuid.UUID | None:
+        query = select(contracts.c.id).where(contracts.c.opportunity_id == opportunity_id)
+        return (await self.uow.execute(query)).scalar()
+
     async def next_number(self, now: datetime) -> str:
         return await next_document_number(self.uow, contract_number_seq, "HT", now)
 
@@ -149,6 +155,8 @@ class ContractRepository(Repository[Contract]):
             "document_version": contract.document_version,
             "document_sha256": contract.document_sha256,
             "signatures": SIGNATURES.dump_python(contract.signatures, mode="json"),
+            "opportunity_id": contract.opportunity_id,
+            "quote_id": contract.quote_id,
         }
 
     def from_row(self, row: Any) -> Contract:
@@ -180,6 +188,8 @@ class ContractRepository(Repository[Contract]):
             document_version=row.document_version,
             document_sha256=row.document_sha256,
             signatures=SIGNATURES.validate_python(row.signatures),
+            opportunity_id=row.opportunity_id,
+            quote_id=row.quote_id,
         )
 
 

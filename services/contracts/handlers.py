@@ -29,7 +29,7 @@ from services.contracts.domain.signing import (
 )
 from shared.auth import Principal
 from shared.domain import DomainError, InvalidTransition, NotFound
-from shared.events import ContactInfo
+from shared.events import ContactInfo, OpportunityWon
 from shared.pagination import PageParams
 from shared.policies import discount_authority
 from shared.uow import UnitOfWork
@@ -76,6 +76,18 @@ async def draft_contract(cmd: DraftContract, uow: UnitOfWork) -> Contract:
         )
         await _save(contracts, contract, now, new=True)
         await uow.commit()
+    return contract
+
+
+async def draft_from_won_opportunity(event: OpportunityWon, uow: UnitOfWork) -> Contract | None:
+    """The draft of a won opportunity, once: None when that opportunity already has its contract
+    (the consumer's unit of work is open; the runner commits)."""
+    contracts = ContractRepository(uow)
+    if await contracts.for_opportunity(event.opportunity_id) is not None:
+        return None  # the same opportunity won again under another event id: state guard
+    now = datetime.now(UTC)
+    contract = Contract.from_won_opportunity(event, id=uuid.uuid4(), number=await contracts.next_number(now), now=now)
+    await _save(contracts, contract, now, new=True)
     return contract
 
 

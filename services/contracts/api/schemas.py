@@ -226,6 +226,8 @@ class ContractRead(ApiResponse):
     sent_for_signature_at: datetime | None
     document_version: int = Field(description="The current document version (see /documents)")
     document_sha256: str | None
+    opportunity_id: uuid.UUID | None = Field(description="The won opportunity it was drafted from, if any")
+    quote_id: uuid.UUID | None
     pending_role: str | None = Field(description="Whose approval the contract waits for")
     reviews: list[ReviewRead]
     approvals: list[ApprovalStepRead]

@@ -36,6 +36,7 @@ from shared.events import (
     ContractSigned,
     ContractSigningParty,
     ContractSubmitted,
+    OpportunityWon,
 )
 from shared.events import ContractLine as ContractLineEvent
 from shared.policies import AuthorityLevel, DiscountAuthority
@@ -47,6 +48,7 @@ REGIONAL_DIRECTOR = "regional_director"
 MARKETING_DIRECTOR = "marketing_director"
 
 CENT = Decimal("0.01")
+DEFAULT_PAYMENT_TERMS = "net 30"
 HUNDRED = Decimal(100)
 
 
@@ -156,6 +158,8 @@ class Contract(Aggregate):
     document_version: int = 0  # the current rendered document (0: none yet)
     document_sha256: str | None = None
     signatures: list[Signature] = field(default_factory=list)
+    opportunity_id: uuid.UUID | None = None  # drafted from a won opportunity's accepted quote
+    quote_id: uuid.UUID | None = None
 
     @property
     def subtotal_amount(self) -> Decimal:
@@ -194,6 +198,39 @@ class Contract(Aggregate):
             )
         )
         return contract
+
+    @classmethod
+    def from_won_opportunity(cls, event: OpportunityWon, *, id: uuid.UUID, number: str, now: datetime) -> Contract:
+        """The draft of a won opportunity: the accepted quote's lines, amounts, discount, customer,
+        contact, owner and region, as the event carries them (no call back to the CRM)."""
+        return cls.draft(
+            id=id,
+            number=number,
+            created_at=now,
+            customer_id=event.account_id,
+            customer_name=event.customer_name,
+            contact=event.contact,
+            owner_id=event.owner_id,
+            region=event.region,
+            currency=event.currency,
+            lines=[
+                ContractLine(
+                    sku=line.sku,
+                    description=line.description,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                    discount_pct=line.discount_pct,
+                    warranty_months=line.warranty_months,
+                )
+                for line in sorted(event.lines, key=lambda line: line.line_no)
+            ],
+            discount_pct=event.discount_pct,
+            payment_terms=event.payment_terms or DEFAULT_PAYMENT_TERMS,
+            delivery_address=event.delivery_address,
+            requested_delivery_date=event.requested_delivery_date,
+            opportunity_id=event.opportunity_id,
+            quote_id=event.quote_id,
+        )
 
     # -- review and approval --------------------------------------------------------------
 
