@@ -56,6 +56,7 @@ from services.leads.domain.opportunity import Opportunity, Stage
 from services.leads.domain.quote import Quote, QuoteLine, QuoteStatus
 from services.leads.domain.target import PeriodKind, Target, TargetScope
 from services.leads.domain.timeline import CustomerEvent
+from services.leads.domain.web_form import LeadForm
 from services.leads.sales_scope import sales_scope
 from shared.auth import Principal
 from shared.db import service_metadata, utc_timestamp
@@ -1227,4 +1228,87 @@ class FunnelQueries:
             {stage: (n, value) for stage, n, value in current},
             {stage: n for stage, n, _ in history_rows},
             {stage: None if avg is None else float(avg) for stage, _, avg in history_rows},
+        )
+
+
+# -- web-to-lead forms ---------------------------------------------------------------------------
+
+lead_forms = Table(
+    "lead_forms",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("key_sha256", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("campaign", Text),
+    Column("region", Text),
+    Column("industry", Text),
+    Column("rate_limit_per_minute", Integer, nullable=False),
+    Column("active", Boolean, nullable=False),
+    utc_timestamp("created_at", nullable=False),
+    Index("ix_lead_forms_created_at_id", "created_at", "id"),
+)
+
+# Submissions per form and minute: the per-source rate limit (a fixed one-minute window).
+lead_form_windows = Table(
+    "lead_form_windows",
+    metadata,
+    Column("form_id", Text, nullable=False),
+    utc_timestamp("window_start", nullable=False),
+    Column("submissions", Integer, nullable=False),
+    PrimaryKeyConstraint("form_id", "window_start", name="pk_lead_form_windows"),
+)
+
+
+class LeadFormRepository(Repository[LeadForm]):
+    table = lead_forms
+    noun = "lead form"
+
+    def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
+        return true()  # the roles that reach the form routes manage every form
+
+    async def count_submission(self, form_id: str, window_start: datetime) -> int:
+        """Count one submission in its minute; returns the minute's count so far (this one included)."""
+        statement = pg_insert(lead_form_windows).values(form_id=form_id, window_start=window_start, submissions=1)
+        statement = statement.on_conflict_do_update(
+            constraint="pk_lead_form_windows", set_={"submissions": lead_form_windows.c.submissions + 1}
+        )
+        count = (await self.uow.execute(statement.returning(lead_form_windows.c.submissions))).scalar_one()
+        if count == 1:  # a new minute: forget this form's old ones
+            await self.uow.execute(
+                lead_form_windows.delete().where(
+                    lead_form_windows.c.form_id == form_id, lead_form_windows.c.window_start < window_start
+                )
+            )
+        return count
+
+    def to_row(self, form: LeadForm) -> dict[str, Any]:
+        return {
+            "id": form.id,
+            "version": form.version,
+            "name": form.name,
+            "key_sha256": form.key_sha256,
+            "source": form.source.value,
+            "campaign": form.campaign,
+            "region": form.region,
+            "industry": form.industry,
+            "rate_limit_per_minute": form.rate_limit_per_minute,
+            "active": form.active,
+            "created_at": form.created_at,
+        }
+
+    def from_row(self, row: Any) -> LeadForm:
+        return LeadForm(
+            id=row.id,
+            version=row.version,
+            name=row.name,
+            key_sha256=row.key_sha256,
+            source=LeadSource(row.source),
+            campaign=row.campaign,
+            region=row.region,
+            industry=row.industry,
+            rate_limit_per_minute=row.rate_limit_per_minute,
+            active=row.active,
+            created_at=row.created_at,
         )

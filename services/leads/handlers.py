@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -18,6 +18,7 @@ from services.leads.db import (
     FunnelQueries,
     LeadClaims,
     LeadConversions,
+    LeadFormRepository,
     LeadRepository,
     OpportunityRepository,
     OwnershipConflicts,
@@ -58,7 +59,8 @@ from services.leads.domain.matching import normalize_email, normalize_phone
 from services.leads.domain.opportunity import Opportunity, Stage
 from services.leads.domain.quote import LineInput, PriceRules, Quote
 from services.leads.domain.target import Period, Target, may_set_target
-from shared.auth import REGIONAL_DIRECTOR, SALES_MANAGER, SALES_REP, Principal
+from services.leads.domain.web_form import LeadForm
+from shared.auth import INTEGRATION, REGIONAL_DIRECTOR, SALES_MANAGER, SALES_REP, Principal
 from shared.domain import DomainError, InvalidTransition, NotFound, PreconditionFailed
 from shared.events import AccountContactOverdue
 from shared.pagination import PageParams
@@ -1113,3 +1115,123 @@ async def funnel_report(
             principal, currency=currency, filters=filters, created_from=created_from, created_to=created_to
         )
     return funnel(current, reached, seconds)
+
+
+# -- web-to-lead forms ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PutForm:
+    form_id: str
+    name: str
+    source: LeadSource = LeadSource.WEB_FORM
+    campaign: str | None = None
+    region: str | None = None
+    industry: str | None = None
+    rate_limit_per_minute: int = 60
+    active: bool = True
+
+
+async def put_form(
+    cmd: PutForm, principal: Principal, uow: UnitOfWork, *, if_match: int | None = None
+) -> tuple[LeadForm, str | None]:
+    """Create or update a web form; a new form gets its API key (returned once, else None)."""
+    fields = {
+        "name": cmd.name,
+        "source": cmd.source,
+        "campaign": cmd.campaign,
+        "region": cmd.region,
+        "industry": cmd.industry,
+        "rate_limit_per_minute": cmd.rate_limit_per_minute,
+        "active": cmd.active,
+    }
+    key = None
+    async with uow:
+        forms = LeadFormRepository(uow)
+        form = await forms.get(cmd.form_id, None, for_update=True)  # type: ignore[arg-type]
+        if form is None:
+            form = LeadForm(id=cmd.form_id, name=cmd.name, created_at=_now())
+            form.update(**fields)  # type: ignore[arg-type]
+            key = form.new_key()
+            await forms.add(form)
+        else:
+            if if_match is not None and if_match != form.version:
+                raise PreconditionFailed("the lead form has changed since you read it")
+            form.update(**fields)  # type: ignore[arg-type]
+            await forms.save(form)
+        await uow.commit()
+    return form, key
+
+
+async def rotate_form_key(form_id: str, principal: Principal, uow: UnitOfWork) -> tuple[LeadForm, str]:
+    async with uow:
+        forms = LeadFormRepository(uow)
+        form = await forms.get_for_change(form_id, principal)  # type: ignore[arg-type]
+        key = form.new_key()
+        await forms.save(form)
+        await uow.commit()
+    return form, key
+
+
+async def get_form(form_id: str, principal: Principal, uow: UnitOfWork) -> LeadForm:
+    async with uow:
+        return await LeadFormRepository(uow).get_visible(form_id, principal)  # type: ignore[arg-type]
+
+
+async def list_forms(principal: Principal, uow: UnitOfWork, page: PageParams):
+    async with uow:
+        return await LeadFormRepository(uow).list(principal, page)
+
+
+class FormKeyRefused(DomainError):
+    status = 401
+    title = "Unknown form or wrong key"
+
+
+class FormRateLimited(DomainError):
+    status = 429
+    title = "Too many submissions from this form"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"this form sent too many leads this minute; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+async def submit_form(
+    form_id: str,
+    key: str | None,
+    cmd: RegisterLead,
+    uow: UnitOfWork,
+    *,
+    honeypot_filled: bool,
+    rules: GradingRules,
+    phone_region: str,
+    policy: AssignmentPolicy,
+) -> None:
+    """A public web form's submission. An unknown form and a wrong key look the same (401); the
+    form's rate limit counts every accepted-key submission (429 beyond it); a filled honeypot is
+    dropped silently. The caller answers the same whether a lead was created, linked to an
+    earlier one, or dropped: a form never learns whether a customer was already known."""
+    now = _now()
+    async with uow:
+        forms = LeadFormRepository(uow)
+        form = await forms.get(form_id, None)  # type: ignore[arg-type]
+        if form is None or not form.accepts(key):
+            raise FormKeyRefused("unknown form or wrong key")
+        window = now.replace(second=0, microsecond=0)
+        if await forms.count_submission(form.id, window) > form.rate_limit_per_minute:
+            await uow.commit()
+            raise FormRateLimited(retry_after=60 - now.second)
+        await uow.commit()
+    if honeypot_filled:
+        return  # a bot: nothing is written, and it is not told
+    campaign = cmd.attribution.campaign or form.campaign
+    cmd = replace(
+        cmd,
+        source=form.source,
+        region=cmd.region or form.region,
+        industry=cmd.industry or form.industry,
+        attribution=replace(cmd.attribution, campaign=campaign),
+    )
+    principal = Principal(sub=f"form:{form.id}", roles=frozenset({INTEGRATION}))
+    await register_lead(cmd, principal, uow, rules=rules, phone_region=phone_region, policy=policy)

@@ -67,6 +67,6 @@ def sales_routers() -> list[APIRouter]:
 
 def capture_routers() -> list[APIRouter]:
     """Sales reps and teams, the public pool and assignment, activities."""
-    from services.leads.api import activities, pool, reps
+    from services.leads.api import activities, forms, pool, reps
 
-    return [reps.team_router, reps.rep_router, pool.pool_router, pool.lead_router, activities.router]
+    return [reps.team_router, reps.rep_router, pool.pool_router, pool.lead_router, activities.router, forms.router]

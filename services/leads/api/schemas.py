@@ -204,3 +204,60 @@ class ActivityRead(ApiResponse):
     next_follow_up_at: datetime | None
     first_contact: bool = Field(description="The owner's first contact since the lead was assigned")
     created_at: datetime
+
+
+# -- web-to-lead forms -------------------------------------------------------------------------
+
+
+class LeadFormPut(ApiModel):
+    name: Name
+    source: LeadSource = LeadSource.WEB_FORM
+    campaign: Text200 | None = None
+    region: Label | None = None
+    industry: Label | None = None
+    rate_limit_per_minute: int = Field(default=60, ge=1, le=100_000, description="Submissions per minute")
+    active: bool = True
+
+
+class LeadFormRead(ApiResponse):
+    id: str
+    version: int
+    name: str
+    source: str
+    campaign: str | None
+    region: str | None
+    industry: str | None
+    rate_limit_per_minute: int
+    active: bool
+    created_at: datetime
+    api_key: str | None = Field(
+        default=None, description="Shown once, when the form is created or its key rotated: send it as X-Api-Key"
+    )
+
+
+class LeadSubmission(ApiModel):
+    """What a public web form posts. ``website`` is a honeypot: hidden from people, filled by bots."""
+
+    company_name: Text500 | None = None
+    contact_name: Text200 | None = None
+    phone: Annotated[str, Field(min_length=3, max_length=40)] | None = None
+    email: Annotated[str, Field(min_length=3, max_length=320)] | None = None
+    region: Text100 | None = None
+    industry: Text100 | None = None
+    campaign: Text200 | None = None
+    utm_source: Text200 | None = None
+    utm_medium: Text200 | None = None
+    utm_campaign: Text200 | None = None
+    utm_term: Text200 | None = None
+    utm_content: Text200 | None = None
+    website: Annotated[str, Field(max_length=2000)] | None = Field(default=None, description="Leave empty (honeypot)")
+
+    @model_validator(mode="after")
+    def _identifies_someone(self) -> LeadSubmission:
+        if not (self.company_name or self.phone or self.email):
+            raise ValueError("give at least one of company_name, phone and email")
+        return self
+
+
+class SubmissionReceipt(ApiResponse):
+    received: bool = True
