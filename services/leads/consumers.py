@@ -32,8 +32,12 @@ async def on_contract_signed(event: ContractSigned, uow: UnitOfWork) -> None:
             region=event.region,
             created_at=datetime.now(UTC),
         )
+        # Its owner's team (who else sees it) and its first follow-up, a month out (normal tier).
+        account.team = await handlers._team_of(uow, event.owner_id)
+        account.next_follow_up_at = account.created_at + account.tier.follow_up_interval
         account.contract_signed(event.contract_number)
         await accounts.add(account)
+        await handlers.schedule_follow_up(uow, account)
         try:
             key = MatchKey(MatchKind.NAME, normalize_company_name(event.customer_name))
         except InvalidIdentifier:

@@ -318,7 +318,7 @@ async def convert_lead(
             registry = CustomerKeys(uow)
             for key in match_keys(phone=lead.phone, email=lead.email, uscc=lead.uscc, company_name=lead.company_name):
                 await registry.link_account(key, account_id=account.id, owner_id=account.owner_id, now=now)
-            await _schedule_follow_up(uow, account)
+            await schedule_follow_up(uow, account)
             await start_account_contact_clock(uow, account, policy)
         await Contacts(uow).add(conversion.contact)
         await OpportunityRepository(uow).add(conversion.opportunity)
@@ -344,7 +344,7 @@ async def _conversion_of(uow: UnitOfWork, lead: Lead, row) -> ConversionResult:
     return ConversionResult(lead, account, contact, opportunity, created=False)
 
 
-async def _schedule_follow_up(uow: UnitOfWork, account: Account) -> None:
+async def schedule_follow_up(uow: UnitOfWork, account: Account) -> None:
     if account.next_follow_up_at is not None:
         await schedule_timer(
             uow,
@@ -382,7 +382,7 @@ async def update_account(
             if account.next_follow_up_at is not None:
                 await cancel_timer(uow, FOLLOW_UP_TIMER, key=_follow_up_key(account))
             account.set_tier(tier, now=now, by=principal.sub)
-            await _schedule_follow_up(uow, account)
+            await schedule_follow_up(uow, account)
         await repository.save(account)
         await uow.commit()
     return account
@@ -394,7 +394,7 @@ async def account_follow_up_due(payload: dict, uow: UnitOfWork) -> None:
     account = await repository.get(uuid.UUID(payload["account_id"]), None, for_update=True)
     if account is not None and account.follow_up_due(datetime.fromisoformat(payload["due_at"])):
         await repository.save(account)
-        await _schedule_follow_up(uow, account)
+        await schedule_follow_up(uow, account)
 
 
 async def list_contacts(

@@ -318,3 +318,27 @@ async def test_a_converted_account_belongs_to_the_owners_team_in_the_crm(
     assert (await leads.get(f"/v1/accounts/{account['id']}", headers=t5_manager)).status_code == 200
     assert (await leads.get(f"/v1/opportunities/{opportunity['id']}", headers=t5_manager)).status_code == 200
     assert (await leads.get(f"/v1/accounts/{account['id']}", headers=MANAGER)).status_code == 404
+
+
+async def test_an_account_from_contract_signed_gets_its_owners_team_and_a_follow_up(
+    system: System, clean_db: asyncpg.Connection
+) -> None:
+    from shared.events import make_envelope
+    from tests.leads.test_leads_api import contract_signed
+    from tests.test_pipeline import publish_raw
+
+    leads = await system.client("leads")
+    assert (await leads.put("/v1/sales-teams/t1", json={"name": "Team 1"}, headers=ADMIN)).status_code == 201
+    rep = await leads.put("/v1/sales-reps/rep-9", json={"name": "Rep 9", "team_id": "t1", "capacity": 5}, headers=ADMIN)
+    assert rep.status_code == 201, rep.text
+    await system.start_worker("leads")
+    event = contract_signed("Beta Co", owner="rep-9")
+    await publish_raw(make_envelope(event, source="/salesline/contracts", subject=str(event.contract_id)), times=2)
+    await wait_until(lambda: clean_db.fetchval("SELECT count(*) FROM leads.accounts"), what="the account")
+    await asyncio.sleep(0.5)  # the second delivery had its chance
+    [account] = await clean_db.fetch("SELECT id, team, created_at, next_follow_up_at FROM leads.accounts")
+    assert (account["team"], account["next_follow_up_at"] - account["created_at"]) == ("t1", timedelta(days=30))
+    timers = await clean_db.fetch("SELECT key FROM leads.timers WHERE kind = 'account.follow_up_due'")
+    assert [t["key"].split("@")[0] for t in timers] == [str(account["id"])]
+    response = await leads.get(f"/v1/accounts/{account['id']}", headers=MANAGER)  # the team's manager sees it
+    assert response.status_code == 200 and response.json()["classification"] == "signed"
