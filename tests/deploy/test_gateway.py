@@ -3,6 +3,7 @@ processes of every service (two replicas of orders)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import re
@@ -23,6 +24,7 @@ import pytest
 
 from deploy.gateway import OPS_PATHS, owner_of, route_map, service_paths
 from shared.migrate import SERVICES
+from tests.browser import CHROMIUM, launch
 from tests.conftest import ROOT, auth
 
 pytestmark = pytest.mark.skipif(
@@ -249,3 +251,31 @@ async def test_a_forwarded_prefix_that_is_not_a_plain_path_is_ignored() -> None:
         bad = await client.get("/docs", headers={"X-Forwarded-Prefix": "/x'</script><script>alert(1)//"})
         assert "alert(1)" not in bad.text
         assert "'/openapi.json'" in bad.text
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
+async def test_the_ops_page_and_references_render_in_a_browser_offline(gateway: Gateway) -> None:
+    """Chromium with every host but 127.0.0.1 unresolvable: nothing comes from a CDN."""
+    async with launch(phone=False) as browser:
+        await browser.navigate(f"{gateway.url}/")
+        states: dict[str, str] = {}
+        for _ in range(100):  # the page checks readiness with fetch() after loading
+            states = await browser.evaluate(
+                "Object.fromEntries([...document.querySelectorAll('.health')].map(e => [e.dataset.url, e.textContent]))"
+            )
+            if not any("…" in text for text in states.values()):
+                break
+            await asyncio.sleep(0.1)
+        for service in SERVICES:
+            assert states[f"/services/{service}/replicas/0/readyz"] == "replica 0: ready"
+            expected = "ready" if service == "orders" else "unreachable"
+            assert states[f"/services/{service}/replicas/1/readyz"].endswith(expected), states
+
+        await browser.navigate(f"{gateway.url}/services/contracts/docs")
+        rendered = 0
+        for _ in range(100):  # Swagger UI fetches openapi.json through the gateway, then renders
+            rendered = await browser.evaluate("document.querySelectorAll('.opblock').length")
+            if rendered:
+                break
+            await asyncio.sleep(0.1)
+        assert rendered > 5
