@@ -6,15 +6,31 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, Numeric, Sequence, String, Table, Text, select, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    Sequence,
+    String,
+    Table,
+    Text,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from services.contracts.domain import ApprovalStep, Contract, ContractLine, ContractStatus, Review
+from services.contracts.domain.contract import HistoryEntry
 from services.contracts.domain.document import Document, SignedArchive
 from services.contracts.domain.signing import Party, Signatory, Signature, SigningLink
 from shared.db import service_metadata, utc_timestamp
 from shared.events import ContactInfo
 from shared.numbers import next_document_number
+from shared.pagination import PageParams, fetch_page
 from shared.repository import Repository, json_codec
 
 metadata, platform_tables = service_metadata("contracts")
@@ -55,6 +71,10 @@ contracts = Table(
     Column("signatures", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("opportunity_id", UUID(as_uuid=True), unique=True),  # one contract per won opportunity
     Column("quote_id", UUID(as_uuid=True)),
+    utc_timestamp("activated_at"),
+    utc_timestamp("ended_at"),
+    Column("ended_by", Text),
+    Column("end_reason", Text),
     Index("ix_contracts_created_at_id", "created_at", "id"),
     Index("ix_contracts_status_created_at_id", "status", "created_at", "id"),
     Index("ix_contracts_owner_id_created_at_id", "owner_id", "created_at", "id"),
@@ -106,11 +126,25 @@ contract_archives = Table(
 )
 # Archives and documents are written once: a trigger (migration "archive") refuses UPDATE and DELETE.
 
+contract_history = Table(
+    "contract_history",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),  # the order things happened in
+    Column("contract_id", UUID(as_uuid=True), ForeignKey("contracts.contracts.id"), nullable=False),
+    utc_timestamp("at", nullable=False),
+    Column("action", Text, nullable=False),
+    Column("actor", Text),
+    Column("revision", Integer, nullable=False),
+    Column("detail", JSONB, nullable=False),
+    Index("ix_contract_history_contract_id_id", "contract_id", "id"),
+)
+
 LINES = json_codec(list[ContractLine])
 CONTACT = json_codec(ContactInfo | None)
 REVIEWS = json_codec(list[Review])
 APPROVALS = json_codec(list[ApprovalStep])
 SIGNATURES = json_codec(list[Signature])
+DETAIL = json_codec(dict[str, Any])
 
 
 class ContractRepository(Repository[Contract]):
@@ -157,6 +191,10 @@ class ContractRepository(Repository[Contract]):
             "signatures": SIGNATURES.dump_python(contract.signatures, mode="json"),
             "opportunity_id": contract.opportunity_id,
             "quote_id": contract.quote_id,
+            "activated_at": contract.activated_at,
+            "ended_at": contract.ended_at,
+            "ended_by": contract.ended_by,
+            "end_reason": contract.end_reason,
         }
 
     def from_row(self, row: Any) -> Contract:
@@ -190,7 +228,19 @@ class ContractRepository(Repository[Contract]):
             signatures=SIGNATURES.validate_python(row.signatures),
             opportunity_id=row.opportunity_id,
             quote_id=row.quote_id,
+            activated_at=row.activated_at,
+            ended_at=row.ended_at,
+            ended_by=row.ended_by,
+            end_reason=row.end_reason,
         )
+
+    async def add(self, contract: Contract) -> None:
+        await super().add(contract)
+        await HistoryRepository(self.uow).write(contract)
+
+    async def save(self, contract: Contract) -> None:
+        await super().save(contract)
+        await HistoryRepository(self.uow).write(contract)
 
 
 class SigningLinkRepository:
@@ -303,3 +353,24 @@ class ArchiveRepository:
         if row is None:
             return None
         return SignedArchive(**{**row._mapping, "signatures": tuple(SIGNATURES.validate_python(row.signatures))})
+
+
+class HistoryRepository:
+    """The audit trail (append-only rows); callers check the contract's visibility first."""
+
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def write(self, contract: Contract) -> None:
+        """Append the contract's pending history entries."""
+        entries, contract.pending_history = contract.pending_history, []
+        for entry in entries:
+            await self.add(contract.id, entry)
+
+    async def add(self, contract_id: uuid.UUID, entry: HistoryEntry) -> None:
+        row = {**entry.__dict__, "contract_id": contract_id, "detail": DETAIL.dump_python(entry.detail, mode="json")}
+        await self.uow.execute(contract_history.insert(), row)
+
+    async def page(self, contract_id: uuid.UUID, page: PageParams) -> tuple[list[Any], str | None]:
+        query = select(contract_history).where(contract_history.c.contract_id == contract_id)
+        return await fetch_page(self.uow, query, [contract_history.c.id], page)

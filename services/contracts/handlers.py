@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from services.contracts.db import ArchiveRepository, ContractRepository, DocumentRepository, SigningLinkRepository
+from services.contracts.db import (
+    ArchiveRepository,
+    ContractRepository,
+    DocumentRepository,
+    HistoryRepository,
+    SigningLinkRepository,
+)
 from services.contracts.documents import next_document
 from services.contracts.domain import (
     ApprovalStep,
@@ -49,6 +55,7 @@ class DraftContract:
     delivery_address: str | None = None
     requested_delivery_date: str | None = None
     owner_role: str = "sales_rep"  # whose discount authority the approval routing starts from
+    drafted_by: str | None = None  # for the history
 
 
 def owner_role_for(principal: Principal, owner_id: str) -> str:
@@ -71,8 +78,13 @@ async def draft_contract(cmd: DraftContract, uow: UnitOfWork) -> Contract:
     async with uow:
         contracts = ContractRepository(uow)
         now = datetime.now(UTC)
+        fields = dict(cmd.__dict__)
         contract = Contract.draft(
-            id=uuid.uuid4(), number=await contracts.next_number(now), created_at=now, **cmd.__dict__
+            id=uuid.uuid4(),
+            number=await contracts.next_number(now),
+            created_at=now,
+            by=fields.pop("drafted_by"),
+            **fields,
         )
         await _save(contracts, contract, now, new=True)
         await uow.commit()
@@ -100,7 +112,7 @@ async def amend_contract(
         contracts, links = ContractRepository(uow), SigningLinkRepository(uow)
         contract = await contracts.get_for_change(contract_id, principal, if_match=if_match)
         now = datetime.now(UTC)
-        contract.amend(terms)
+        contract.amend(terms, by=principal.sub, now=now)
         for link in await links.for_contract(contract.id, for_update=True):
             if link.state(now) == LinkState.ACTIVE:
                 await links.save(link.revoked(now, by=principal.sub))
@@ -292,12 +304,15 @@ async def reissue_signing_link(
         for old in existing:
             if old.state(now) == LinkState.ACTIVE:
                 await links.save(old.revoked(now, by=principal.sub))
+                contract.log("signing_link_revoked", now, principal.sub, party=party.value, link_id=old.id)
         issued = IssuedLink(
             *SigningLink.issue(
                 contract_id=contract.id, revision=contract.revision, party=party, signatory=signatory, now=now, ttl=ttl
             )
         )
         await links.add(issued.link)
+        contract.log("signing_link_issued", now, principal.sub, party=party.value, link_id=issued.link.id)
+        await HistoryRepository(uow).write(contract)
         await uow.commit()
     return issued
 
@@ -313,6 +328,8 @@ async def revoke_signing_link(
             raise NotFound(f"no signing link {link_id}")
         revoked = link.revoked(datetime.now(UTC), by=principal.sub)
         await links.save(revoked)
+        contract.log("signing_link_revoked", revoked.revoked_at, principal.sub, party=link.party.value, link_id=link.id)
+        await HistoryRepository(uow).write(contract)
         await uow.commit()
     return revoked
 
@@ -391,6 +408,8 @@ async def sign_with_link(cmd: SignWithLink, uow: UnitOfWork) -> Contract:
         if contract.status == ContractStatus.SIGNED:  # the last signature: archive what was signed
             archive = SignedArchive.of(contract.number, document, contract.current_signatures, now)
             await ArchiveRepository(uow).add(archive)
+            contract.log("archived", now, None, document_sha256=archive.document_sha256)
+            await HistoryRepository(uow).write(contract)
         await uow.commit()
     return contract
 
@@ -404,3 +423,43 @@ async def get_archive(contract_id: uuid.UUID, principal: Principal, uow: UnitOfW
         raise NotFound(f"contract {contract_id} is not signed: nothing is archived yet")
     archive.verify()
     return archive
+
+
+async def activate_contract(
+    contract_id: uuid.UUID, principal: Principal, uow: UnitOfWork, *, if_match: int | None = None
+) -> Contract:
+    async with uow:
+        contracts = ContractRepository(uow)
+        contract = await contracts.get_for_change(contract_id, principal, if_match=if_match)
+        contract.activate(by=principal.sub, now=datetime.now(UTC))
+        await contracts.save(contract)
+        await uow.commit()
+    return contract
+
+
+async def end_contract(
+    contract_id: uuid.UUID,
+    principal: Principal,
+    uow: UnitOfWork,
+    *,
+    terminate: bool,
+    reason: str,
+    if_match: int | None = None,
+) -> Contract:
+    """Complete an active contract, or terminate a signed or active one (``contract.terminated``)."""
+    async with uow:
+        contracts = ContractRepository(uow)
+        contract = await contracts.get_for_change(contract_id, principal, if_match=if_match)
+        end = contract.terminate if terminate else contract.complete
+        end(by=principal.sub, reason=reason, now=datetime.now(UTC))
+        await contracts.save(contract)
+        await uow.commit()
+    return contract
+
+
+async def contract_history(
+    contract_id: uuid.UUID, principal: Principal, uow: UnitOfWork, page: PageParams
+) -> tuple[list, str | None]:
+    async with uow:
+        contract = await ContractRepository(uow).get_visible(contract_id, principal)
+        return await HistoryRepository(uow).page(contract.id, page)

@@ -35,6 +35,7 @@ __all__ = [
     "ContractSigned",
     "ContractSigningParty",
     "ContractSubmitted",
+    "ContractTerminated",
     "DeliveredItem",
     "InvoiceIssued",
     "LeadAssigned",
@@ -299,6 +300,19 @@ class ContractSentForSignature(Event, type="contract.sent_for_signature.v1"):
     parties: tuple[ContractSigningParty, ...]
     sent_by: str
     sent_at: datetime
+
+
+class ContractTerminated(Event, type="contract.terminated.v1"):
+    """A signed or active contract ended early, with the reason."""
+
+    contract_id: uuid.UUID
+    contract_number: str
+    customer_id: str
+    owner_id: str
+    previous_status: str  # signed | active
+    reason: str
+    terminated_by: str
+    terminated_at: datetime
 
 
 # --- orders ------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from services.contracts.api.schemas import (
     ContractCreate,
     ContractRead,
     DocumentRead,
+    EndIn,
+    HistoryEntryRead,
     IssuedLinkRead,
     ReissueLinkIn,
     RejectIn,
@@ -98,6 +100,7 @@ async def create_contract(body: ContractCreate, response: Response, principal: W
         delivery_address=body.delivery_address,
         requested_delivery_date=body.requested_delivery_date,
         owner_role=handlers.owner_role_for(principal, owner_id),
+        drafted_by=principal.sub,
     )
     contract = await handlers.draft_contract(cmd, uow)
     response.headers["Location"] = f"/v1/contracts/{contract.id}"
@@ -217,6 +220,60 @@ async def get_archived_pdf(contract_id: uuid.UUID, principal: Reader, uow: Uow) 
         "Content-Disposition": f'attachment; filename="{archive.contract_number}.pdf"',
     }
     return Response(content, media_type="application/pdf", headers=headers)
+
+
+@router.get(
+    "/{contract_id}/history", response_model=Page[HistoryEntryRead], responses=problem_responses(400, 401, 403, 404)
+)
+async def contract_history(
+    contract_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    principal: Reader,
+    uow: Uow,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[HistoryEntryRead]:
+    """The audit trail, oldest first: drafting, amendments, reviews, approvals, signing links,
+    signatures, signing, archiving, activation, completion and termination, each with who and when."""
+    rows, next_cursor = await handlers.contract_history(contract_id, principal, uow, page)
+    return paginated(request, response, [HistoryEntryRead.model_validate(dict(r._mapping)) for r in rows], next_cursor)
+
+
+@router.post("/{contract_id}/activate", response_model=ContractRead, responses=DECISION_RESPONSES)
+async def activate_contract(
+    contract_id: uuid.UUID, request: Request, response: Response, principal: Writer, uow: Uow
+) -> ContractRead:
+    """A signed contract comes into force (`If-Match` required)."""
+    version = required_version(request)
+    contract = await handlers.activate_contract(contract_id, principal, uow, if_match=version)
+    set_etag(response, contract.version)
+    return _read(contract)
+
+
+@router.post("/{contract_id}/complete", response_model=ContractRead, responses=DECISION_RESPONSES)
+async def complete_contract(
+    contract_id: uuid.UUID, body: EndIn, request: Request, response: Response, principal: Writer, uow: Uow
+) -> ContractRead:
+    """An active contract is fulfilled (`If-Match` required), with the reason recorded."""
+    version = required_version(request)
+    contract = await handlers.end_contract(
+        contract_id, principal, uow, terminate=False, reason=body.reason, if_match=version
+    )
+    set_etag(response, contract.version)
+    return _read(contract)
+
+
+@router.post("/{contract_id}/terminate", response_model=ContractRead, responses=DECISION_RESPONSES)
+async def terminate_contract(
+    contract_id: uuid.UUID, body: EndIn, request: Request, response: Response, principal: Writer, uow: Uow
+) -> ContractRead:
+    """A signed or active contract ends early (`If-Match` required): `contract.terminated` with the reason."""
+    version = required_version(request)
+    contract = await handlers.end_contract(
+        contract_id, principal, uow, terminate=True, reason=body.reason, if_match=version
+    )
+    set_etag(response, contract.version)
+    return _read(contract)
 
 
 @router.post("/{contract_id}/submit", response_model=ContractRead, responses=DECISION_RESPONSES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -83,6 +83,21 @@ class ReviewIn(ApiModel):
     decision: Literal["approve", "request_changes"]
     comments: Annotated[list[ClauseCommentIn], Field(max_length=200)] = []
     note: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+
+
+class EndIn(ApiModel):
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class HistoryEntryRead(ApiResponse):
+    """One change, review, approval, signing-link change or signature, in the order it happened."""
+
+    id: int
+    at: datetime
+    action: str
+    actor: str | None
+    revision: int
+    detail: dict[str, Any]
 
 
 class RejectIn(ApiModel):
@@ -228,6 +243,10 @@ class ContractRead(ApiResponse):
     document_sha256: str | None
     opportunity_id: uuid.UUID | None = Field(description="The won opportunity it was drafted from, if any")
     quote_id: uuid.UUID | None
+    activated_at: datetime | None
+    ended_at: datetime | None = Field(description="When it was completed or terminated")
+    ended_by: str | None
+    end_reason: str | None
     pending_role: str | None = Field(description="Whose approval the contract waits for")
     reviews: list[ReviewRead]
     approvals: list[ApprovalStepRead]

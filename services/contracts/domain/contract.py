@@ -36,6 +36,7 @@ from shared.events import (
     ContractSigned,
     ContractSigningParty,
     ContractSubmitted,
+    ContractTerminated,
     OpportunityWon,
 )
 from shared.events import ContractLine as ContractLineEvent
@@ -117,6 +118,17 @@ class Review:
 
 
 @dataclass(frozen=True)
+class HistoryEntry:
+    """One line of the audit trail: what happened to which revision, when, and who did it."""
+
+    action: str
+    at: datetime
+    actor: str | None
+    revision: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ContractLine:
     sku: str
     description: str
@@ -160,6 +172,12 @@ class Contract(Aggregate):
     signatures: list[Signature] = field(default_factory=list)
     opportunity_id: uuid.UUID | None = None  # drafted from a won opportunity's accepted quote
     quote_id: uuid.UUID | None = None
+    activated_at: datetime | None = None
+    ended_at: datetime | None = None  # completed or terminated
+    ended_by: str | None = None
+    end_reason: str | None = None
+    # The audit trail entries not yet written (the repository appends them to the history table).
+    pending_history: list[HistoryEntry] = field(default_factory=list, repr=False)
 
     @property
     def subtotal_amount(self) -> Decimal:
@@ -182,10 +200,21 @@ class Contract(Aggregate):
         if not (0 <= self.discount_pct < 100):
             raise DomainError("discount must be between 0 and 100 %")
 
+    def log(self, action: str, now: datetime, by: str | None, **detail: Any) -> None:
+        self.pending_history.append(HistoryEntry(action, now, by, self.revision, detail))
+
     @classmethod
-    def draft(cls, **fields) -> Contract:
+    def draft(cls, *, by: str | None = None, **fields) -> Contract:
         contract = cls(**fields)
         contract._check_terms()
+        contract.log(
+            "drafted",
+            contract.created_at,
+            by,
+            total_amount=contract.total_amount,
+            currency=contract.currency,
+            opportunity_id=contract.opportunity_id,
+        )
         contract.record(
             ContractDrafted(
                 contract_id=contract.id,
@@ -271,7 +300,7 @@ class Contract(Aggregate):
 
     # -- terms and documents --------------------------------------------------------------
 
-    def amend(self, terms: dict[str, Any]) -> None:
+    def amend(self, terms: dict[str, Any], *, by: str, now: datetime) -> None:
         """Change the terms. A draft stays the same revision; a contract in review, approval or
         out for signature goes back to draft as the next revision, so earlier review, approvals
         and signing links no longer apply to it."""
@@ -289,10 +318,12 @@ class Contract(Aggregate):
             for name, value in before.items():
                 setattr(self, name, value)
             raise
+        was = self.status
         if self.status != ContractStatus.DRAFT:
             self._supersede_pending_steps()
             self._back_to_draft()
         self.version += 1  # no event: the new document version and the history say what changed
+        self.log("amended", now, by, terms=sorted(terms), previous_status=was.value)
 
     def attach_document(self, document: Document) -> None:
         """The rendered document of the current terms becomes the contract's current version."""
@@ -307,6 +338,7 @@ class Contract(Aggregate):
         """Submit the current draft revision for legal review."""
         self._move(ContractStatus.IN_REVIEW, "submitted for review")
         self.submitted_at = now
+        self.log("submitted", now, by)
         self.record(
             ContractSubmitted(
                 contract_id=self.id,
@@ -344,6 +376,14 @@ class Contract(Aggregate):
             Review(
                 revision=self.revision, reviewer=by, decision=decision, reviewed_at=now, comments=comments, note=note
             )
+        )
+        self.log(
+            "legal_review",
+            now,
+            by,
+            decision=decision.value,
+            comments=[{"clause": c.clause, "comment": c.comment} for c in comments],
+            note=note,
         )
         if decision == ReviewDecision.REQUEST_CHANGES:
             rejected = self.revision
@@ -477,11 +517,23 @@ class Contract(Aggregate):
             reason=reason,
         )
         self.approvals = [decided if s is step else s for s in self.approvals]
+        self.log(
+            f"approval_{status.value}",
+            now,
+            by,
+            step_role=step.role,
+            decided_role=decided.decided_role,
+            authority_pct=decided.authority_pct,
+            policy_version=policy.version,
+            threshold=step.threshold,
+            reason=reason,
+        )
         return decided
 
     def _approved(self, now: datetime, policy_version: str, *, approved_by: str | None) -> None:
         self._move(ContractStatus.APPROVED, "approved")
         self.approved_at = now
+        self.log("approved", now, approved_by, policy_version=policy_version)
         self.record(
             ContractApproved(
                 contract_id=self.id,
@@ -521,6 +573,13 @@ class Contract(Aggregate):
             raise DomainError("the signing links must be issued for this contract's current revision")
         self._move(ContractStatus.OUT_FOR_SIGNATURE, "sent for signature")
         self.sent_for_signature_at = now
+        self.log(
+            "sent_for_signature",
+            now,
+            by,
+            document_version=self.document_version,
+            parties=[{"party": x.party.value, "link_id": x.id, "signatory": x.signatory.name} for x in links],
+        )
         self.record(
             ContractSentForSignature(
                 contract_id=self.id,
@@ -562,6 +621,15 @@ class Contract(Aggregate):
         if any(sig.party == signature.party for sig in self.current_signatures):
             raise InvalidTransition(f"the {signature.party} has already signed this revision")
         self.signatures.append(signature)
+        self.log(
+            "signature",
+            signature.signed_at,
+            signature.signer_name,
+            party=signature.party.value,
+            document_version=signature.document_version,
+            document_sha256=signature.document_sha256,
+            ip=signature.ip,
+        )
         if {sig.party for sig in self.current_signatures} == set(Party):
             self._move(ContractStatus.SIGNED, "signed")
             self._signed(signature.signed_at)
@@ -570,6 +638,7 @@ class Contract(Aggregate):
 
     def _signed(self, now: datetime) -> None:
         self.signed_at = now
+        self.log("signed", now, None, document_sha256=self.document_sha256)
         self.record(
             ContractSigned(
                 contract_id=self.id,
@@ -602,3 +671,41 @@ class Contract(Aggregate):
                 signed_at=now,
             )
         )
+
+    # -- after signing ----------------------------------------------------------------------
+
+    def activate(self, *, by: str, now: datetime) -> None:
+        """The signed contract is in force (performance has started)."""
+        self._move(ContractStatus.ACTIVE, "activated")
+        self.activated_at = now
+        self.version += 1
+        self.log("activated", now, by)
+
+    def complete(self, *, by: str, reason: str, now: datetime) -> None:
+        """Every obligation of the active contract is fulfilled."""
+        self._end(ContractStatus.COMPLETED, "completed", by=by, reason=reason, now=now)
+        self.version += 1
+
+    def terminate(self, *, by: str, reason: str, now: datetime) -> None:
+        """The signed or active contract ends early (``contract.terminated``)."""
+        previous = self.status
+        self._end(ContractStatus.TERMINATED, "terminated", by=by, reason=reason, now=now)
+        self.record(
+            ContractTerminated(
+                contract_id=self.id,
+                contract_number=self.number,
+                customer_id=self.customer_id,
+                owner_id=self.owner_id,
+                previous_status=previous.value,
+                reason=self.end_reason or reason,
+                terminated_by=by,
+                terminated_at=now,
+            )
+        )
+
+    def _end(self, to: ContractStatus, action: str, *, by: str, reason: str, now: datetime) -> None:
+        if not reason.strip():
+            raise DomainError(f"a contract is {action} with a reason")
+        self._move(to, action)
+        self.ended_at, self.ended_by, self.end_reason = now, by, reason.strip()
+        self.log(action, now, by, reason=self.end_reason)
