@@ -32,15 +32,23 @@ log = logging.getLogger("salesline.timers")
 FIRED = Counter("salesline_timers_fired_total", "Timers fired", ["service", "kind"])
 FAILED = Counter("salesline_timers_failed_total", "Timer handler failures (retried with back-off)", ["service", "kind"])
 
+# Where a timer keeps the trace context it was scheduled in (removed before its handler sees the payload).
+TRACE_KEY = "_traceparent"
+
 TimerHandler = Callable[[dict[str, Any], UnitOfWork], Awaitable[None]]
 
 
 async def schedule_timer(
     uow: UnitOfWork, kind: str, *, key: str, due_at: datetime, payload: dict[str, Any] | None = None
 ) -> None:
-    """Create or move the ``(kind, key)`` timer. Moving a fired timer re-arms it."""
+    """Create or move the ``(kind, key)`` timer. Moving a fired timer re-arms it.
+
+    The current trace context is kept with it: the firing continues the trace that scheduled it."""
     timers = uow.tables.timers
-    stmt = pg_insert(timers).values(kind=kind, key=key, due_at=due_at, payload=payload or {})
+    payload = dict(payload or {})
+    if traceparent := current_context.get().traceparent:
+        payload[TRACE_KEY] = traceparent
+    stmt = pg_insert(timers).values(kind=kind, key=key, due_at=due_at, payload=payload)
     stmt = stmt.on_conflict_do_update(
         index_elements=[timers.c.kind, timers.c.key],
         set_={"due_at": stmt.excluded.due_at, "payload": stmt.excluded.payload, "fired_at": None, "attempts": 0},
@@ -102,11 +110,13 @@ class TimerPoller:
                 )
             ).all()
             for row in rows:
-                # Each firing starts a trace of its own, for its logs and the events it records.
-                token = current_context.set(EventContext(traceparent=child_traceparent(None)))
+                # A firing is a span in the trace that scheduled it (or starts one), for its logs
+                # and the events it records.
+                payload = dict(row.payload)
+                token = current_context.set(EventContext(traceparent=child_traceparent(payload.pop(TRACE_KEY, None))))
                 try:
                     async with uow.savepoint():
-                        await self.handlers[row.kind](dict(row.payload, _key=row.key), uow)
+                        await self.handlers[row.kind](dict(payload, _key=row.key), uow)
                         await uow.execute(self._fired_sql, {"id": row.id})
                     FIRED.labels(self.settings.service_name, row.kind).inc()
                 except Exception as exc:  # noqa: BLE001 - recorded on the row and retried

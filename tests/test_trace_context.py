@@ -8,12 +8,17 @@ import asyncio
 import json
 import logging
 import re
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
+from services.service_desk.db import platform_tables as service_desk_tables
 from services.webhooks.worker import run_webhooks_worker
-from shared.context import install_log_record_context
+from shared.context import EventContext, current_context, install_log_record_context
+from shared.db import create_engine
+from shared.timers import TimerPoller, schedule_timer
+from shared.uow import UnitOfWork
 from tests.conftest import System, auth, clear_settings_caches, settings_for, wait_until
 from tests.helpers import count, sign_contracts
 from tests.orders.helpers import approve_with_handlers
@@ -127,3 +132,30 @@ async def _exists(db: asyncpg.Connection, sql: str) -> bool:
 
 async def _received(receiver: Receiver) -> bool:
     return bool(receiver.requests)
+
+
+async def test_a_timer_fires_in_the_trace_that_scheduled_it(clean_db: asyncpg.Connection) -> None:
+    settings = settings_for("service_desk")
+    engine = create_engine(settings)
+    seen: dict = {}
+
+    async def handler(payload: dict, uow: UnitOfWork) -> None:
+        seen.update(payload=payload, traceparent=current_context.get().traceparent)
+
+    try:
+        token = current_context.set(EventContext(traceparent=f"00-{TRACE}-{CALLER_SPAN}-01"))
+        try:
+            uow = UnitOfWork(engine, service_desk_tables, settings.source)
+            async with uow:
+                due = datetime.now(UTC) - timedelta(seconds=1)
+                await schedule_timer(uow, "test.traced", key="k", due_at=due, payload={"a": 1})
+                await uow.commit()
+        finally:
+            current_context.reset(token)
+        poller = TimerPoller(settings, {"test.traced": handler}, lambda: UnitOfWork(engine, service_desk_tables, ""))
+        assert await poller.fire_due() == 1
+    finally:
+        await engine.dispose()
+    assert seen["payload"] == {"a": 1, "_key": "k"}  # the handler never sees the trace key
+    trace, span, _ = parts(seen["traceparent"])
+    assert trace == TRACE and span != CALLER_SPAN

@@ -190,6 +190,10 @@ async def test_two_replicas_of_everything_with_workers_killed(
     assert len(caused) >= 3 * n  # order.created, survey.sent, warranty.registered, ...
     for event in caused:
         assert _trace(event["traceparent"]) == _trace(envelopes[uuid.UUID(event["causationid"])]["traceparent"])
+    # A survey's reminder timer fires in the trace of the delivery that scheduled it.
+    sent_trace = {e["subject"]: _trace(e["traceparent"]) for e in envelopes.values() if e["type"] == "survey.sent.v1"}
+    reminders = [e for e in envelopes.values() if e["type"] == "survey.reminded.v1"]
+    assert len(reminders) == n and all(_trace(e["traceparent"]) == sent_trace[e["subject"]] for e in reminders)
     for receiver in receivers:
         for request in _complete(receiver):
             assert _trace(request.headers["traceparent"]) == _trace(json.loads(request.body)["traceparent"])
