@@ -5,6 +5,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from services.leads.domain import AssignmentPolicy, GradingRules
+from services.leads.domain.behaviour import DEFAULT_POINTS, BehaviourModel, InteractionType
 from services.leads.domain.quote import PriceRules
 from shared.config import ServiceSettings
 
@@ -28,6 +29,9 @@ class LeadsSettings(ServiceSettings):
     pool_claims_per_day: int = Field(default=20, ge=0)
     # Also where target periods (months, quarters, years) begin at midnight.
     business_timezone: str = "Asia/Shanghai"
+    # The behaviour score: points per interaction type, halving every half-life.
+    behaviour_points: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_POINTS))
+    behaviour_half_life_days: float = Field(default=14.0, gt=0)
 
     @field_validator("phone_region")
     @classmethod
@@ -37,6 +41,14 @@ class LeadsSettings(ServiceSettings):
         value = value.upper()
         if value not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"{value!r} is not a region phonenumbers knows")
+        return value
+
+    @field_validator("behaviour_points")
+    @classmethod
+    def _known_interactions(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - {t.value for t in InteractionType}
+        if unknown or any(points < 0 for points in value.values()):
+            raise ValueError(f"behaviour points: unknown types {sorted(unknown)} or negative points")
         return value
 
     @field_validator("business_timezone")
@@ -85,3 +97,7 @@ def assignment_policy(settings: LeadsSettings) -> AssignmentPolicy:
         claims_per_day=settings.pool_claims_per_day,
         timezone=settings.business_timezone,
     )
+
+
+def behaviour_model(settings: LeadsSettings) -> BehaviourModel:
+    return BehaviourModel(points=settings.behaviour_points, half_life=timedelta(days=settings.behaviour_half_life_days))

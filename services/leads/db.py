@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Date,
+    Float,
     Index,
     Integer,
     Numeric,
@@ -1312,3 +1313,55 @@ class LeadFormRepository(Repository[LeadForm]):
             active=row.active,
             created_at=row.created_at,
         )
+
+
+# -- behaviour score -----------------------------------------------------------------------------
+
+lead_interactions = Table(
+    "lead_interactions",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("lead_id", UUID(as_uuid=True), nullable=False),
+    Column("type", Text, nullable=False),
+    utc_timestamp("occurred_at", nullable=False),
+    Column("recorded_by", Text, nullable=False),
+    utc_timestamp("created_at", nullable=False),
+    Index("ix_lead_interactions_lead_id_created_at_id", "lead_id", "created_at", "id"),
+)
+
+# The decayed sum of a lead's interaction points as of ``as_of`` (see domain/behaviour.py).
+lead_scores = Table(
+    "lead_scores",
+    metadata,
+    Column("lead_id", UUID(as_uuid=True), primary_key=True),
+    Column("points", Float, nullable=False),
+    utc_timestamp("as_of"),
+)
+
+
+class LeadScores:
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def lock(self, lead_id: uuid.UUID) -> tuple[float, datetime | None]:
+        """The lead's running total, locked (created empty first, so concurrent first interactions serialise)."""
+        await self.uow.execute(pg_insert(lead_scores).values(lead_id=lead_id, points=0.0).on_conflict_do_nothing())
+        row = (
+            await self.uow.execute(select(lead_scores).where(lead_scores.c.lead_id == lead_id).with_for_update())
+        ).one()
+        return row.points, row.as_of
+
+    async def get(self, lead_id: uuid.UUID) -> tuple[float, datetime | None]:
+        row = (await self.uow.execute(select(lead_scores).where(lead_scores.c.lead_id == lead_id))).first()
+        return (row.points, row.as_of) if row else (0.0, None)
+
+    async def record(self, lead_id: uuid.UUID, points: float, as_of: datetime, interaction: dict[str, Any]) -> None:
+        await self.uow.execute(lead_interactions.insert().values(lead_id=lead_id, **interaction))
+        await self.uow.execute(
+            update(lead_scores).where(lead_scores.c.lead_id == lead_id).values(points=points, as_of=as_of)
+        )
+
+    async def interactions(self, lead_id: uuid.UUID, page: PageParams) -> tuple[list[Any], str | None]:
+        query = select(lead_interactions).where(lead_interactions.c.lead_id == lead_id)
+        columns = (lead_interactions.c.created_at, lead_interactions.c.id)
+        return await fetch_page(self.uow.connection, query, columns, page)

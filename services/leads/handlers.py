@@ -20,6 +20,7 @@ from services.leads.db import (
     LeadConversions,
     LeadFormRepository,
     LeadRepository,
+    LeadScores,
     OpportunityRepository,
     OwnershipConflicts,
     QuoteRepository,
@@ -53,6 +54,7 @@ from services.leads.domain import (
     rule_key,
 )
 from services.leads.domain.account import AccountClassification, AccountTier
+from services.leads.domain.behaviour import BehaviourModel, InteractionType
 from services.leads.domain.conversion import Contact, ConversionRequest, convert
 from services.leads.domain.funnel import Funnel, funnel
 from services.leads.domain.matching import normalize_email, normalize_phone
@@ -1235,3 +1237,60 @@ async def submit_form(
     )
     principal = Principal(sub=f"form:{form.id}", roles=frozenset({INTEGRATION}))
     await register_lead(cmd, principal, uow, rules=rules, phone_region=phone_region, policy=policy)
+
+
+# -- behaviour score -----------------------------------------------------------------------------
+
+
+async def _lead_for_interactions(uow: UnitOfWork, lead_id: uuid.UUID, principal: Principal) -> Lead:
+    """Marketing automation (integration clients) reports interactions for any lead; people
+    for the leads they may see."""
+    repository = LeadRepository(uow)
+    if INTEGRATION in principal.roles:
+        lead = await repository.get(lead_id, None)
+        if lead is None:
+            raise NotFound(f"no lead {lead_id}")
+        return lead
+    return await repository.get_visible(lead_id, principal)
+
+
+async def record_interaction(
+    lead_id: uuid.UUID,
+    kind: InteractionType,
+    occurred_at: datetime,
+    principal: Principal,
+    uow: UnitOfWork,
+    *,
+    model: BehaviourModel,
+) -> int:
+    """Add an interaction to the lead's behaviour score; returns the score now."""
+    now = _now()
+    if occurred_at > now + CLOCK_SKEW:
+        raise DomainError("occurred_at is in the future")
+    async with uow:
+        lead = await _lead_for_interactions(uow, lead_id, principal)
+        scores = LeadScores(uow)
+        total, as_of = await scores.lock(lead.id)
+        total, as_of = model.add(total, as_of, kind, occurred_at)
+        interaction = {
+            "id": uuid.uuid4(),
+            "type": kind.value,
+            "occurred_at": occurred_at,
+            "recorded_by": principal.sub,
+            "created_at": now,
+        }
+        await scores.record(lead.id, total, as_of, interaction)
+        await uow.commit()
+    return model.score(total, as_of, now)
+
+
+async def behaviour(
+    lead_id: uuid.UUID, principal: Principal, uow: UnitOfWork, page: PageParams, *, model: BehaviourModel
+) -> tuple[int, list, str | None]:
+    """The lead's behaviour score now, and its interactions (oldest recorded first)."""
+    async with uow:
+        lead = await _lead_for_interactions(uow, lead_id, principal)
+        scores = LeadScores(uow)
+        total, as_of = await scores.get(lead.id)
+        rows, next_cursor = await scores.interactions(lead.id, page)
+    return model.score(total, as_of, _now()), rows, next_cursor

@@ -67,6 +67,14 @@ def sales_routers() -> list[APIRouter]:
 
 def capture_routers() -> list[APIRouter]:
     """Sales reps and teams, the public pool and assignment, activities."""
-    from services.leads.api import activities, forms, pool, reps
+    from services.leads.api import activities, forms, interactions, pool, reps
 
-    return [reps.team_router, reps.rep_router, pool.pool_router, pool.lead_router, activities.router, forms.router]
+    return [
+        reps.team_router,
+        reps.rep_router,
+        pool.pool_router,
+        pool.lead_router,
+        activities.router,
+        forms.router,
+        interactions.router,
+    ]

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, model_validator
 
 from services.leads.domain import ActivityKind, DecisionTimeframe, LeadSource, NeedFit, RepStatus
+from services.leads.domain.behaviour import InteractionType
 from shared.api import ApiModel, ApiResponse, Currency, Instant, Money, SafeStr
 
 
@@ -261,3 +262,26 @@ class LeadSubmission(ApiModel):
 
 class SubmissionReceipt(ApiResponse):
     received: bool = True
+
+
+# -- behaviour score -----------------------------------------------------------------------------
+
+
+class InteractionCreate(ApiModel):
+    type: InteractionType
+    occurred_at: Instant
+
+
+class InteractionRead(ApiResponse):
+    id: uuid.UUID
+    type: str
+    occurred_at: datetime
+    recorded_by: str
+    created_at: datetime
+
+
+class BehaviourRead(ApiResponse):
+    lead_id: uuid.UUID
+    behaviour_score: int = Field(ge=0, le=100, description="Interaction points decayed to now, capped at 100")
+    interactions: list[InteractionRead] = Field(default_factory=list)
+    next_cursor: str | None = None
