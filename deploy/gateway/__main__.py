@@ -14,9 +14,11 @@ same route map (the services' manifests and the Ingress).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import pwd
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -41,6 +43,25 @@ def nginx_binary() -> str:
     return found
 
 
+def _setpriv(user: pwd.struct_passwd) -> list[str]:
+    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups"]
+
+
+def reachable_directory(directory: Path) -> Path:
+    """``directory``, or (as root, when the unprivileged user cannot reach it, e.g. a clone under
+    /root) one in /var/tmp named after it, as scripts/infra.sh does for PostgreSQL's data."""
+    if os.geteuid() != 0:
+        return directory
+    user = pwd.getpwnam(UNPRIVILEGED_USER)
+    parent = directory.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if subprocess.run([*_setpriv(user), "--", "test", "-x", str(parent)], check=False).returncode == 0:
+        return directory
+    fallback = Path("/var/tmp") / f"salesline-gateway-{hashlib.sha256(bytes(directory)).hexdigest()[:12]}"
+    print(f"gateway: {UNPRIVILEGED_USER} cannot reach {parent}: using {fallback}", flush=True)
+    return fallback
+
+
 def drop_privileges_argv(directory: Path) -> list[str]:
     """As root: run nginx as an unprivileged user that owns ``directory`` (else nothing to add)."""
     if os.geteuid() != 0:
@@ -49,7 +70,7 @@ def drop_privileges_argv(directory: Path) -> list[str]:
     for path in [directory, *directory.rglob("*")]:
         os.chown(path, user.pw_uid, user.pw_gid)
     # setpriv clears the parent-death signal with the uid change: set it again for nginx.
-    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups", "--pdeathsig=TERM", "--"]
+    return [*_setpriv(user), "--pdeathsig=TERM", "--"]
 
 
 def main() -> None:
@@ -78,7 +99,7 @@ def main() -> None:
             print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
         return
 
-    directory = args.dir.resolve()
+    directory = reachable_directory(args.dir.resolve())
     directory.mkdir(parents=True, exist_ok=True)
     config = local_config(directory, port=args.port, upstreams=local_upstreams(args.replicas), routes=route_map())
     conf = write_config(directory, config)

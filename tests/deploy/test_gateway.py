@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import random
 import re
 import shutil
@@ -279,3 +280,20 @@ async def test_the_ops_page_and_references_render_in_a_browser_offline(gateway: 
                 break
             await asyncio.sleep(0.1)
         assert rendered > 5
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands nginx to www-data")
+def test_as_root_a_folder_www_data_cannot_reach_moves_to_var_tmp(tmp_path: Path) -> None:
+    private = tmp_path / "private"  # like a clone under /root (mode 700)
+    private.mkdir(mode=0o700)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "deploy.gateway", "run", "--check", "--dir", str(private / "run" / "gateway")]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    moved = re.search(r"using (/var/tmp/salesline-gateway-[0-9a-f]{12})", result.stdout)
+    try:
+        assert result.returncode == 0 and moved, result.stdout + result.stderr
+        assert "test is successful" in result.stderr  # nginx -t, run as www-data
+        assert Path(moved[1], "nginx.conf").stat().st_uid == pwd.getpwnam("www-data").pw_uid
+    finally:
+        if moved:
+            shutil.rmtree(moved[1], ignore_errors=True)
