@@ -58,6 +58,13 @@ class WebhooksSettings(ServiceSettings):
     # At least the delivery timeout plus a margin.
     delivery_lease_seconds: float = 45.0
     dispatcher_poll_seconds: float = 1.0
+    # Attempts recorded per transaction at most (the recorder takes whatever is waiting).
+    record_batch_size: int = 500
+    # Circuit breaker per endpoint: open after this many consecutive failed attempts, for
+    # circuit_open_seconds, doubling after each failed probe up to circuit_max_open_seconds.
+    circuit_failure_threshold: int = Field(5, ge=1)
+    circuit_open_seconds: float = Field(30.0, gt=0)
+    circuit_max_open_seconds: float = Field(600.0, gt=0)
     response_excerpt_bytes: int = 2048
 
     # -- retention --------------------------------------------------------------------------

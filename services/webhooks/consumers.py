@@ -9,7 +9,7 @@ from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.webhooks.config import get_settings
-from services.webhooks.db import insert_deliveries_for, notify_dispatchers, purge_deliveries, purge_events, record_event
+from services.webhooks.db import purge_deliveries, purge_events, record_event
 from services.webhooks.domain import RetryPolicy
 from shared.events import CloudEvent
 from shared.inbox import Subscription
@@ -26,12 +26,10 @@ async def on_any_event(envelope: CloudEvent, uow: UnitOfWork) -> None:
     The inbox makes a redelivered event a no-op; the deliveries' unique (subscription, event)
     key does too, should the same event reach this handler twice anyway.
     """
-    await record_event(uow, envelope)
     settings = get_settings()
     now = datetime.now(UTC)
     due = RetryPolicy(settings.retry_schedule_seconds, settings.retry_jitter).first_attempt_at(now)
-    if await insert_deliveries_for(uow, envelope, now=now, due=due):
-        await notify_dispatchers(uow)
+    await record_event(uow, envelope, now=now, due=due)
 
 
 async def purge_expired(payload: dict[str, Any], uow: UnitOfWork) -> None:

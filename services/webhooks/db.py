@@ -41,7 +41,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.webhooks.domain import Subscription
 from shared.auth import Principal
@@ -93,6 +92,10 @@ subscriptions = Table(
     utc_timestamp("failing_since"),
     utc_timestamp("disabled_at"),
     Column("disabled_reason", Text),
+    # The endpoint's circuit breaker (see domain/subscription.py).
+    Column("consecutive_failures", Integer, nullable=False, server_default=text("0")),
+    utc_timestamp("circuit_opened_at"),
+    utc_timestamp("circuit_open_until"),
     Column("version", Integer, nullable=False),
     utc_timestamp("created_at", nullable=False),
     utc_timestamp("updated_at", nullable=False),
@@ -150,23 +153,6 @@ DELIVERY_NOTIFY_CHANNEL = "webhooks_deliveries"
 
 
 # -- event history ---------------------------------------------------------------------------
-
-
-async def record_event(uow: UnitOfWork, envelope: CloudEvent) -> None:
-    """Keep the event in the history (once)."""
-    await uow.execute(
-        pg_insert(event_history)
-        .values(
-            id=envelope.id,
-            type=envelope.type,
-            source=envelope.source,
-            subject=envelope.subject,
-            time=envelope.time,
-            envelope=envelope.model_dump(mode="json", exclude_none=True),
-            created_at=envelope.time,
-        )
-        .on_conflict_do_nothing()
-    )
 
 
 def type_filter(column: Any, pattern: str) -> ColumnElement[bool]:
@@ -245,6 +231,9 @@ class SubscriptionRepository(Repository[Subscription]):
             "failing_since": s.failing_since,
             "disabled_at": s.disabled_at,
             "disabled_reason": s.disabled_reason,
+            "consecutive_failures": s.consecutive_failures,
+            "circuit_opened_at": s.circuit_opened_at,
+            "circuit_open_until": s.circuit_open_until,
             "version": s.version,
             "created_at": s.created_at,
             "updated_at": s.updated_at,
@@ -266,6 +255,9 @@ class SubscriptionRepository(Repository[Subscription]):
             failing_since=row.failing_since,
             disabled_at=row.disabled_at,
             disabled_reason=row.disabled_reason,
+            consecutive_failures=row.consecutive_failures,
+            circuit_opened_at=row.circuit_opened_at,
+            circuit_open_until=row.circuit_open_until,
             version=row.version,
         )
 
@@ -282,24 +274,45 @@ _MATCHING_SUBSCRIPTIONS = """
         WHERE p.pattern = :event_type OR p.pattern = '*'
            OR (right(p.pattern, 2) = '.*' AND starts_with(:event_type, left(p.pattern, -1))))
 """
-_INSERT_DELIVERIES = text(
+_RECORD_AND_FAN_OUT = text(
     f"""
-    INSERT INTO "webhooks".deliveries
-        (id, subscription_id, kind, event_id, event_type, body, status, next_attempt_at, created_at)
-    SELECT gen_random_uuid(), m.id, 'event', :event_id, :event_type, :body, 'pending', :due, :now
-    FROM ({_MATCHING_SUBSCRIPTIONS}) AS m
-    ON CONFLICT (subscription_id, event_id) DO NOTHING
+    WITH history AS (
+        INSERT INTO "webhooks".event_history (id, type, source, subject, time, envelope, created_at)
+        VALUES (:event_id, :event_type, :source, :subject, :time, CAST(:body AS jsonb), :time)
+        ON CONFLICT DO NOTHING
+    ), made AS (
+        INSERT INTO "webhooks".deliveries
+            (id, subscription_id, kind, event_id, event_type, body, status, next_attempt_at, created_at)
+        SELECT gen_random_uuid(), m.id, 'event', :event_id, :event_type, :body, 'pending', :due, :now
+        FROM ({_MATCHING_SUBSCRIPTIONS}) AS m
+        ON CONFLICT (subscription_id, event_id) DO NOTHING
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM made) AS made,
+           (SELECT count(pg_notify(:channel, '')) FROM (SELECT 1 FROM made LIMIT 1) AS any_made) AS notified
     """
 )
 
 
-async def insert_deliveries_for(uow: UnitOfWork, envelope: CloudEvent, *, now: datetime, due: datetime) -> int:
-    """One delivery per active subscription whose patterns match; none twice for one event."""
+async def record_event(uow: UnitOfWork, envelope: CloudEvent, *, now: datetime, due: datetime) -> int:
+    """Keep the event in the history (once), make one delivery per active subscription whose
+    patterns match (none twice for one event), and wake the dispatchers at commit if any was
+    made; returns how many. One statement: the consumer's cost per event is one round trip."""
     result = await uow.execute(
-        _INSERT_DELIVERIES,
-        {"event_id": envelope.id, "event_type": envelope.type, "body": envelope.to_json(), "now": now, "due": due},
+        _RECORD_AND_FAN_OUT,
+        {
+            "event_id": envelope.id,
+            "event_type": envelope.type,
+            "source": envelope.source,
+            "subject": envelope.subject,
+            "time": envelope.time,
+            "body": envelope.to_json(),
+            "due": due,
+            "now": now,
+            "channel": DELIVERY_NOTIFY_CHANNEL,
+        },
     )
-    return result.rowcount
+    return result.scalar_one()
 
 
 async def notify_dispatchers(uow: UnitOfWork) -> None:
@@ -307,13 +320,22 @@ async def notify_dispatchers(uow: UnitOfWork) -> None:
     await uow.execute(text("SELECT pg_notify(:channel, '')"), {"channel": DELIVERY_NOTIFY_CHANNEL})
 
 
+def in_lock_order(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    """Deliveries matching ``conditions``, locked in id order first, as the dispatcher's recorder
+    locks its batch: two transactions updating many deliveries then never deadlock."""
+    locked = select(deliveries.c.id).where(*conditions).order_by(deliveries.c.id).with_for_update()
+    return deliveries.c.id.in_(locked.scalar_subquery())
+
+
 async def pause_deliveries(uow: UnitOfWork, subscription_id: uuid.UUID) -> None:
     await uow.execute(
         update(deliveries)
         .where(
-            deliveries.c.subscription_id == subscription_id,
-            deliveries.c.status == PENDING,
-            deliveries.c.kind == EVENT,
+            in_lock_order(
+                deliveries.c.subscription_id == subscription_id,
+                deliveries.c.status == PENDING,
+                deliveries.c.kind == EVENT,
+            )
         )
         .values(status=PAUSED)
     )
@@ -322,7 +344,7 @@ async def pause_deliveries(uow: UnitOfWork, subscription_id: uuid.UUID) -> None:
 async def resume_deliveries(uow: UnitOfWork, subscription_id: uuid.UUID, now: datetime) -> None:
     await uow.execute(
         update(deliveries)
-        .where(deliveries.c.subscription_id == subscription_id, deliveries.c.status == PAUSED)
+        .where(in_lock_order(deliveries.c.subscription_id == subscription_id, deliveries.c.status == PAUSED))
         .values(status=PENDING, next_attempt_at=func.least(deliveries.c.next_attempt_at, now))
     )
     await notify_dispatchers(uow)

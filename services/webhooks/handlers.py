@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, update
+from sqlalchemy import insert, update
 
 from services.webhooks import db
 from services.webhooks.config import WebhooksSettings
@@ -243,7 +243,9 @@ async def replay_range(
             conditions.append(deliveries.c.created_at < created_before)
         if status is not None:
             conditions.append(deliveries.c.status == status)
-        result = await uow.execute(update(deliveries).where(and_(*conditions)).values(db.replay_values(now)))
+        result = await uow.execute(
+            update(deliveries).where(db.in_lock_order(*conditions)).values(db.replay_values(now))
+        )
         await db.notify_dispatchers(uow)
         await uow.commit()
     return result.rowcount

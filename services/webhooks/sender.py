@@ -8,8 +8,12 @@ during a secret rotation two signatures separated by a space), and ``traceparent
 carries one (W3C trace context: a new span in the event's trace). The body is the event's
 CloudEvents envelope, ``Content-Type: application/cloudevents+json``.
 
-HTTP is httpcore's connection pool with :class:`~services.webhooks.urlguard.GuardedBackend`
-as its network backend: every new connection is checked against the address rules. httpcore
+HTTP is one httpcore connection pool per endpoint (subscription), each bounded to the
+per-endpoint concurrency and kept alive between attempts, with
+:class:`~services.webhooks.urlguard.GuardedBackend` as its network backend: every new
+connection is checked against the address rules. Separate pools keep one endpoint's
+connections out of another's way (and the pool's bookkeeping small); a pool idle for longer
+than the keep-alive is closed. httpcore
 follows no redirects and reads no proxy settings from the environment. Each attempt has one
 overall deadline (15 s by default) on top of httpcore's per-operation timeouts, so a receiver
 that trickles its answer cannot hold a slot longer. Only the first 2 KB of the response body
@@ -23,7 +27,7 @@ import email.utils
 import re
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -44,6 +48,7 @@ from shared.context import child_traceparent, valid_traceparent
 from shared.events import CONTENT_TYPE
 
 USER_AGENT = "Salesline-Webhooks/1.0 (+https://www.standardwebhooks.com)"
+KEEPALIVE_SECONDS = 30.0
 
 
 class ErrorClass(StrEnum):
@@ -60,6 +65,13 @@ class ErrorClass(StrEnum):
     OTHER = "other"
 
 
+@dataclass
+class _Pool:
+    http: httpcore.AsyncConnectionPool
+    busy: int = 0
+    used: float = 0.0
+
+
 @dataclass(frozen=True)
 class AttemptResult:
     outcome: Outcome
@@ -68,9 +80,10 @@ class AttemptResult:
     error: str | None = None  # a short description; never headers or secrets
 
 
-def signature_headers(msg_id: str, body: str, secrets: Sequence[str], sent_at: datetime) -> dict[str, str]:
-    """The three Standard Webhooks headers, one ``v1,`` signature per secret."""
-    signatures = " ".join(Webhook(secret).sign(msg_id, sent_at, body) for secret in secrets)
+def signature_headers(msg_id: str, body: str, secrets: Sequence[str | Webhook], sent_at: datetime) -> dict[str, str]:
+    """The three Standard Webhooks headers, one ``v1,`` signature per secret (or signer)."""
+    signers = (secret if isinstance(secret, Webhook) else Webhook(secret) for secret in secrets)
+    signatures = " ".join(signer.sign(msg_id, sent_at, body) for signer in signers)
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(sent_at.timestamp())),
@@ -135,27 +148,64 @@ class Sender:
         timeout: float,
         allowed: Sequence[IPNetwork],
         http_allowed: bool,
-        max_connections: int = 256,
+        max_connections: int = 8,
         excerpt_bytes: int = 2048,
         ssl_context: ssl.SSLContext | None = None,
+        keepalive_seconds: float = KEEPALIVE_SECONDS,
     ) -> None:
         self.timeout = timeout
         self.http_allowed = http_allowed
         self.excerpt_bytes = excerpt_bytes
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or ssl.create_default_context(),
-            max_connections=max_connections,
-            keepalive_expiry=30.0,
-            retries=0,
-            network_backend=GuardedBackend(allowed),
-        )
+        self.max_connections = max_connections
+        self.keepalive_seconds = keepalive_seconds
+        self._ssl_context = ssl_context or ssl.create_default_context()
+        self._backend = GuardedBackend(allowed)
+        self._pools: dict[Hashable, _Pool] = {}
+        self._next_sweep = time.monotonic() + keepalive_seconds
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.http.aclose()
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
-        """POST ``body`` to ``url``; never raises for anything the receiver or network does."""
+    def _pool(self, endpoint: Hashable) -> _Pool:
+        pool = self._pools.get(endpoint)
+        if pool is None:
+            pool = self._pools[endpoint] = _Pool(
+                httpcore.AsyncConnectionPool(
+                    ssl_context=self._ssl_context,
+                    max_connections=self.max_connections,
+                    keepalive_expiry=self.keepalive_seconds,
+                    retries=0,
+                    network_backend=self._backend,
+                )
+            )
+        return pool
+
+    async def _sweep(self, now: float) -> None:
+        """Close the pools of endpoints nothing was sent to for a keep-alive period."""
+        self._next_sweep = now + self.keepalive_seconds
+        idle = [key for key, pool in self._pools.items() if not pool.busy and now - pool.used > self.keepalive_seconds]
+        for key in idle:
+            await self._pools.pop(key).http.aclose()
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str], *, endpoint: Hashable = None) -> AttemptResult:
+        """POST ``body`` to ``url`` through ``endpoint``'s pool (default: the URL's own);
+        never raises for anything the receiver or network does."""
         started = time.monotonic()
+        if started >= self._next_sweep:
+            await self._sweep(started)
+        pool = self._pool(endpoint if endpoint is not None else url)
+        pool.busy += 1
+        try:
+            return await self._post(pool.http, url, body, headers, started)
+        finally:
+            pool.busy -= 1
+            pool.used = time.monotonic()
+
+    async def _post(
+        self, http: httpcore.AsyncConnectionPool, url: str, body: bytes, headers: dict[str, str], started: float
+    ) -> AttemptResult:
         try:
             parts = split_url(url, http_allowed=self.http_allowed)
         except UrlRefused as exc:
@@ -169,7 +219,7 @@ class Sender:
         per_operation = {"connect": self.timeout, "read": self.timeout, "write": self.timeout, "pool": self.timeout}
         try:
             async with asyncio.timeout(self.timeout):
-                async with self._pool.stream(
+                async with http.stream(
                     "POST", url, headers=request_headers, content=body, extensions={"timeout": per_operation}
                 ) as response:
                     excerpt = bytearray()

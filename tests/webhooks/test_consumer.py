@@ -86,7 +86,7 @@ async def test_only_active_subscriptions_whose_patterns_match_get_a_delivery(
 async def test_the_sql_matcher_agrees_with_the_domain_rule(
     api: httpx.AsyncClient, clean_db: asyncpg.Connection, engine, pattern: str
 ) -> None:
-    """Every catalog type, against the SQL in insert_deliveries_for and against pattern_matches."""
+    """Every catalog type, against the SQL in db.record_event and against pattern_matches."""
     if pattern == "lead.returned_to_pool.*":
         # '_' would be a LIKE wildcard; the matcher takes it literally.
         types = ["lead.returned_to_pool.v1", "lead.returnedXtoXpool.v1"]

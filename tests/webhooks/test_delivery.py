@@ -394,3 +394,21 @@ async def test_the_response_body_is_kept_to_2kb_and_connection_errors_are_classi
     by_url = {r["url"]: r for r in rows}
     assert len(by_url[big.url]["response_body"]) == 2048 and "\x00" not in by_url[big.url]["response_body"]
     assert by_url[dead_url]["error_class"] == "connect" and by_url[dead_url]["status_code"] is None
+
+
+async def test_the_envelopes_traceparent_goes_out_as_a_header(
+    api: httpx.AsyncClient, receivers, engine, dispatcher: Dispatcher
+) -> None:
+    receiver: Receiver = receivers()
+    sub = await subscribe(api, receiver.url, event_types=["order.*"])
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    traced = order_created("traced").model_copy(update={"traceparent": traceparent})
+    untraced = order_created("untraced")
+    await consume(engine, traced, untraced)
+    assert await dispatcher.run_once() == 2
+    by_event = {json.loads(r.body)["id"]: r for r in receiver.requests}
+    sent = by_event[str(traced.id)].headers["traceparent"]  # a span of its own in the event's trace
+    assert sent.split("-")[1] == traceparent.split("-")[1] and sent != traceparent
+    assert "traceparent" not in by_event[str(untraced.id)].headers
+    for request in receiver.requests:
+        Webhook(sub["secret"]).verify(request.body, request.headers)

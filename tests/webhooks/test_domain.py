@@ -10,7 +10,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.webhooks.config import DEFAULT_RETRY_SCHEDULE
-from services.webhooks.domain import InvalidPattern, Outcome, RetryPolicy, Subscription, check_patterns
+from services.webhooks.domain import (
+    CircuitPolicy,
+    CircuitState,
+    InvalidPattern,
+    Outcome,
+    RetryPolicy,
+    Subscription,
+    check_patterns,
+)
 from services.webhooks.sender import parse_retry_after, signature_headers
 from services.webhooks.urlguard import blocked_reason, embedded_ipv4, literal_address
 from shared.events import EVENT_TYPES
@@ -73,7 +81,9 @@ def test_five_days_of_failures_disable_and_a_success_forgives() -> None:
     five_days = timedelta(days=5)
     s = _subscription()
     assert s.record_failure(NOW, disable_after=five_days) and s.failing_since == NOW
-    assert not s.record_failure(NOW + timedelta(days=4), disable_after=five_days)
+    # Another failure only counts (for the circuit breaker); the run of failures began at NOW.
+    assert s.record_failure(NOW + timedelta(days=4), disable_after=five_days)
+    assert s.failing_since == NOW and s.consecutive_failures == 2 and s.active
     assert s.record_success(NOW + timedelta(days=4, hours=1)) and s.failing_since is None
     s.record_failure(NOW + timedelta(days=5), disable_after=five_days)
     assert s.active
@@ -173,3 +183,38 @@ def test_the_allow_list_admits_a_network_in_any_spelling_but_nothing_else() -> N
     assert blocked_reason(ipaddress.ip_address("10.21.0.1"), allowed) == "private"
     assert blocked_reason(ipaddress.ip_address("169.254.169.254"), allowed) == "link-local"
     assert embedded_ipv4(ipaddress.ip_address("::1")) is None
+
+
+def test_the_circuit_opens_at_the_threshold_doubles_after_a_failed_probe_and_closes_on_success() -> None:
+    policy = CircuitPolicy(failure_threshold=3, open_seconds=30, max_open_seconds=100)
+    s = _subscription()
+    week = timedelta(days=7)
+    for _ in range(2):
+        s.record_failure(NOW, disable_after=week, circuit=policy)
+    assert s.circuit_state(NOW) is CircuitState.CLOSED and s.consecutive_failures == 2
+    version = s.version
+    s.record_failure(NOW, disable_after=week, circuit=policy)
+    assert s.circuit_state(NOW) is CircuitState.OPEN and s.circuit_open_until == NOW + timedelta(seconds=30)
+    assert s.version == version + 1  # opening shows in the ETag
+    # Requests already in flight that fail while it is open change nothing but the count.
+    s.record_failure(NOW + timedelta(seconds=1), disable_after=week, circuit=policy)
+    assert s.circuit_open_until == NOW + timedelta(seconds=30) and s.consecutive_failures == 4
+    half_open = NOW + timedelta(seconds=30)
+    assert s.circuit_state(half_open) is CircuitState.HALF_OPEN
+    s.record_failure(half_open, disable_after=week, circuit=policy)  # the probe fails: twice as long
+    assert s.circuit_open_until == half_open + timedelta(seconds=60)
+    later = half_open + timedelta(seconds=60)
+    s.record_failure(later, disable_after=week, circuit=policy)  # and again, up to the maximum
+    assert s.circuit_open_until == later + timedelta(seconds=100)
+    assert s.record_success(later + timedelta(seconds=100))
+    assert s.circuit_state(later) is CircuitState.CLOSED and s.consecutive_failures == 0
+    assert s.failing_since is None and s.circuit_opened_at is None
+
+
+def test_re_enabling_closes_the_circuit() -> None:
+    s = _subscription()
+    s.record_failure(NOW, disable_after=timedelta(days=5), circuit=CircuitPolicy(failure_threshold=1))
+    s.record_failure(NOW + timedelta(days=6), disable_after=timedelta(days=5))
+    assert not s.active and s.circuit_open_until is not None
+    s.change(NOW + timedelta(days=7), active=True)
+    assert s.circuit_state(NOW + timedelta(days=7)) is CircuitState.CLOSED and s.consecutive_failures == 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field, computed_field
@@ -73,6 +73,11 @@ class SubscriptionRead(ApiResponse):
     previous_secret_expires_at: datetime | None = Field(
         description="Until then every request carries a second signature made with the previous secret"
     )
+    consecutive_failures: int = Field(description="Failed attempts since the last success (circuit breaker)")
+    circuit_open_until: datetime | None = Field(
+        description="While the circuit is open nothing is sent to the endpoint (deliveries wait); after this "
+        "one delivery probes it, and a success closes the circuit"
+    )
     version: int
     created_at: datetime
     updated_at: datetime
@@ -83,6 +88,14 @@ class SubscriptionRead(ApiResponse):
         if self.active:
             return "active"
         return "disabled" if self.disabled_at is not None else "inactive"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def circuit(self) -> Literal["closed", "open", "half_open"]:
+        """The endpoint's circuit breaker: ``open`` after repeated failures, ``half_open`` when a probe may go."""
+        if self.circuit_open_until is None:
+            return "closed"
+        return "open" if datetime.now(UTC) < self.circuit_open_until else "half_open"
 
 
 class SubscriptionCreated(SubscriptionRead):

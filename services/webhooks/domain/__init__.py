@@ -2,6 +2,8 @@
 
 from services.webhooks.domain.retry import Decision, Outcome, RetryPolicy
 from services.webhooks.domain.subscription import (
+    CircuitPolicy,
+    CircuitState,
     DisabledReason,
     InvalidPattern,
     Subscription,
@@ -10,6 +12,8 @@ from services.webhooks.domain.subscription import (
 )
 
 __all__ = [
+    "CircuitPolicy",
+    "CircuitState",
     "Decision",
     "DisabledReason",
     "InvalidPattern",

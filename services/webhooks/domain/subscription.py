@@ -10,6 +10,13 @@ when ``failing_since`` is older than the disable threshold (5 days), or a 410 Go
 the subscription and records ``webhook_subscription.disabled.v1``. Re-enabling (``active``
 back to true) clears all of it.
 
+Circuit breaker: each failed attempt counts in ``consecutive_failures``; at the policy's
+threshold the circuit opens until ``circuit_open_until`` and the dispatcher sends nothing to the
+endpoint (its deliveries stay due, no attempt is spent timing out). Once that time has passed
+the circuit is half-open: one delivery goes as a probe. A success closes it (and resets the
+count); a failure opens it again for twice as long, up to the policy's maximum. It lives in the
+row, so it survives restarts and is shared by every dispatcher.
+
 Secrets are held here only as ciphertext (see ``services/webhooks/crypto.py``); the plaintext
 exists at creation and rotation, in the response, and in the dispatcher while it signs.
 """
@@ -33,6 +40,19 @@ _PATTERN_RE = re.compile(r"\*|[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*(?:\.\*)?")
 class DisabledReason(StrEnum):
     ENDPOINT_GONE = "endpoint_gone"
     FAILING = "failing"
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class CircuitPolicy:
+    failure_threshold: int = 5
+    open_seconds: float = 30.0
+    max_open_seconds: float = 600.0
 
 
 class InvalidPattern(DomainError):
@@ -60,7 +80,7 @@ def check_patterns(patterns: Iterable[str], known_types: Collection[str]) -> tup
 
 
 def pattern_matches(pattern: str, event_type: str) -> bool:
-    """The same rule as the SQL in ``db.insert_deliveries_for`` (tested against each other)."""
+    """The same rule as the SQL in ``db.record_event`` (tested against each other)."""
     if pattern == "*":
         return True
     if pattern.endswith(".*"):
@@ -84,6 +104,9 @@ class Subscription(Aggregate):
     failing_since: datetime | None = None
     disabled_at: datetime | None = None
     disabled_reason: str | None = None
+    consecutive_failures: int = 0
+    circuit_opened_at: datetime | None = None
+    circuit_open_until: datetime | None = None
 
     def _touch(self, now: datetime) -> None:
         """A change without an event still moves the ETag."""
@@ -114,6 +137,7 @@ class Subscription(Aggregate):
             self.active = active
             if active:
                 self.failing_since = self.disabled_at = self.disabled_reason = None
+                self._close_circuit()
         self._touch(now)
         return toggled
 
@@ -135,31 +159,67 @@ class Subscription(Aggregate):
 
     # -- what deliveries tell it -----------------------------------------------------------
 
+    def circuit_state(self, now: datetime) -> CircuitState:
+        if self.circuit_open_until is None:
+            return CircuitState.CLOSED
+        return CircuitState.OPEN if now < self.circuit_open_until else CircuitState.HALF_OPEN
+
     def record_success(self, now: datetime) -> bool:
         """Returns whether anything changed (so the row is written only then)."""
-        if self.failing_since is None:
-            return False
-        self.failing_since = None
-        self._touch(now)
-        return True
+        changed = self.consecutive_failures != 0 or self.circuit_open_until is not None
+        self._close_circuit()
+        if self.failing_since is not None:
+            self.failing_since = None
+            changed = True
+        if changed:
+            self._touch(now)
+        return changed
 
     def record_failure(
-        self, now: datetime, *, disable_after: timedelta, gone: bool = False, status_code: int | None = None
+        self,
+        now: datetime,
+        *,
+        disable_after: timedelta,
+        gone: bool = False,
+        status_code: int | None = None,
+        circuit: CircuitPolicy | None = None,
     ) -> bool:
-        """Returns whether anything changed; may disable the subscription."""
+        """Returns whether anything changed; may open the circuit or disable the subscription."""
         if not self.active:
             return False
         if gone:
             self._disable(DisabledReason.ENDPOINT_GONE, now, status_code)
             return True
+        self.consecutive_failures += 1
+        if circuit is not None:
+            self._trip(now, circuit)
         if self.failing_since is None:
             self.failing_since = now
             self._touch(now)
-            return True
-        if now - self.failing_since >= disable_after:
+        elif now - self.failing_since >= disable_after:
             self._disable(DisabledReason.FAILING, now, status_code)
-            return True
-        return False
+        return True
+
+    def _trip(self, now: datetime, policy: CircuitPolicy) -> None:
+        """Open the circuit at the threshold; a failed probe (half-open) opens it for twice as long.
+        Failures of requests that were already in flight while it is open change nothing."""
+        state = self.circuit_state(now)
+        if state is CircuitState.OPEN:
+            return
+        if state is CircuitState.CLOSED:
+            if self.consecutive_failures < policy.failure_threshold:
+                return
+            seconds = policy.open_seconds
+        else:
+            assert self.circuit_open_until is not None and self.circuit_opened_at is not None
+            seconds = 2 * (self.circuit_open_until - self.circuit_opened_at).total_seconds()
+        seconds = min(max(seconds, policy.open_seconds), policy.max_open_seconds)
+        self.circuit_opened_at, self.circuit_open_until = now, now + timedelta(seconds=seconds)
+        self._touch(now)
+
+    def _close_circuit(self) -> None:
+        self.consecutive_failures = 0
+        self.circuit_opened_at = self.circuit_open_until = None
 
     def _disable(self, reason: DisabledReason, now: datetime, status_code: int | None) -> None:
         self.active = False
