@@ -238,6 +238,8 @@ async def test_opportunity_stages_are_a_state_machine(system: System, clean_db: 
     assert (await move("won")).status_code == 409  # negotiation, but no accepted quote
     patched = await leads.patch(url, json={"probability": "80", "amount": "2000.00"}, headers=REP)
     assert patched.status_code == 200 and patched.json()["weighted_value"] == "1600.00"
+    assert (await leads.patch(url, json={}, headers=REP)).status_code == 422  # nothing to change
+    assert (await leads.patch(url, json={"probability": "101"}, headers=REP)).status_code == 422
     assert (await move("lost")).status_code == 422  # a reason is required
     lost = await move("lost", lost_reason="went with a competitor")
     assert lost.status_code == 200 and (lost.json()["stage"], lost.json()["probability"]) == ("lost", "0.00")

@@ -101,6 +101,12 @@ class OpportunityChange(ApiModel):
     probability: Percent | None = None
     expected_close_date: date | None = None
 
+    @model_validator(mode="after")
+    def _changes_something(self) -> OpportunityChange:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        return self
+
 
 class StageChange(ApiModel):
     stage: Stage
