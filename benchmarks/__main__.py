@@ -25,7 +25,9 @@ is 1 only when a benchmark could not run (or lost or duplicated events, or had f
 7. tickets created per second through ``POST /v1/tickets`` (auto-assigned, SLA timers) vs a
    bare FastAPI + asyncpg insert (``benchmarks/tickets.py``);
 8. SLA timer throughput: timers fired per second by the service desk worker vs a bare
-   ``SKIP LOCKED`` claim-and-mark loop (``benchmarks/sla_timers.py``).
+   ``SKIP LOCKED`` claim-and-mark loop (``benchmarks/sla_timers.py``);
+9. opportunity won → contract draft listed by the contracts API, vs one bare broker hop, and
+   contracts drafted per second vs bare aio-pika saturation (``benchmarks/won_to_draft.py``).
 
 ``--quick`` is a smoke run of about a minute (short windows); the full run takes a few minutes.
 """
@@ -55,6 +57,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "6": ("benchmarks.approvals", "order approvals per second"),
     "7": ("benchmarks.tickets", "tickets created per second"),
     "8": ("benchmarks.sla_timers", "SLA timer throughput"),
+    "9": ("benchmarks.won_to_draft", "opportunity won → contract draft"),
 }
 
 

@@ -150,11 +150,11 @@ async def list_contracts(
     *,
     customer_id: str | None = None,
     status: str | None = None,
+    opportunity_id: uuid.UUID | None = None,
 ) -> tuple[list[Contract], str | None]:
     async with uow:
-        return await ContractRepository(uow).list(
-            principal, page, filters={"customer_id": customer_id, "status": status}
-        )
+        filters = {"customer_id": customer_id, "status": status, "opportunity_id": opportunity_id}
+        return await ContractRepository(uow).list(principal, page, filters=filters)
 
 
 async def submit_contract(

@@ -78,7 +78,10 @@ async def test_a_won_opportunity_drafts_exactly_one_contract(system: System, cle
     assert await count(clean_db, "SELECT count(*) FROM contracts.inbox") == 2
 
     contracts = await system.client("contracts")
-    [contract] = (await contracts.get("/v1/contracts", headers=REP)).json()["items"]
+    listed = await contracts.get("/v1/contracts", params={"opportunity_id": str(won.opportunity_id)}, headers=REP)
+    [contract] = listed.json()["items"]
+    other = await contracts.get("/v1/contracts", params={"opportunity_id": str(uuid.uuid4())}, headers=REP)
+    assert other.json()["items"] == []
     assert contract["opportunity_id"] == str(won.opportunity_id) and contract["quote_id"] == str(won.quote_id)
     assert (contract["customer_id"], contract["customer_name"], contract["owner_id"], contract["region"]) == (
         "acme",

@@ -117,9 +117,15 @@ async def list_contracts(
     page: Annotated[PageParams, Depends(page_params)],
     customer_id: Annotated[SafeStr | None, Query(max_length=64)] = None,
     status: ContractStatus | None = None,
+    opportunity_id: Annotated[uuid.UUID | None, Query(description="The won opportunity it was drafted from")] = None,
 ) -> Page[ContractRead]:
     items, next_cursor = await handlers.list_contracts(
-        principal, uow, page, customer_id=customer_id, status=status.value if status else None
+        principal,
+        uow,
+        page,
+        customer_id=customer_id,
+        status=status.value if status else None,
+        opportunity_id=opportunity_id,
     )
     return paginated(request, response, [_read(c) for c in items], next_cursor)
 
