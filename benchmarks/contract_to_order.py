@@ -126,17 +126,7 @@ async def run(quick: bool) -> Report:
                 await handlers.sign_with_link(
                     handlers.SignWithLink(company_token, "Wang Fang", confirmed=True), runtime.uow()
                 )
-                signed = time.monotonic()
-                await asyncio.sleep(FIRST_POLL_AFTER)
-                while True:
-                    status, body = await pool.get(f"/v1/orders?contract_id={contract_id}", auth)
-                    if status != 200:
-                        raise RuntimeError(f"GET /v1/orders answered {status}: {body[:300]!r}")
-                    if json.loads(body)["items"]:
-                        return time.monotonic() - signed
-                    if time.monotonic() - signed > TIMEOUT:
-                        raise RuntimeError(f"the order of contract {contract_id} did not appear in {TIMEOUT:g}s")
-                    await asyncio.sleep(POLL_INTERVAL)
+                return await seconds_until_listed(pool, f"/v1/orders?contract_id={contract_id}", auth, time.monotonic())
 
             # The first contract primes the whole path (connections, prepared statements).
             primed = await sign_and_watch(contracts.pop())
@@ -198,6 +188,20 @@ async def report_against_bare_hop(
     report.notes.append("during the run " + describe(cores))
     report.details = {"rate": rate, "warmup": warmup, "window": window, "figure": figure, "baseline": hop}
     return report
+
+
+async def seconds_until_listed(pool: Http11Pool, path: str, auth: dict[str, str], since: float) -> float:
+    """Poll the list ``path`` until it lists something: the seconds from ``since`` (monotonic)."""
+    await asyncio.sleep(FIRST_POLL_AFTER)
+    while True:
+        status, body = await pool.get(path, auth)
+        if status != 200:
+            raise RuntimeError(f"GET {path} answered {status}: {body[:300]!r}")
+        if json.loads(body)["items"]:
+            return time.monotonic() - since
+        if time.monotonic() - since > TIMEOUT:
+            raise RuntimeError(f"GET {path} listed nothing in {TIMEOUT:g}s")
+        await asyncio.sleep(POLL_INTERVAL)
 
 
 async def _wait_for_consumer(queue: str, within: float = 30.0) -> None:

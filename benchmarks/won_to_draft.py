@@ -19,7 +19,6 @@ service does when an opportunity is won: the event alone).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import time
@@ -29,15 +28,18 @@ from decimal import Decimal
 
 from benchmarks.broker import declare_queue, own_exchange
 from benchmarks.common import Report, Server, admin_connection, paced
-from benchmarks.contract_to_order import _wait_for_consumer, report_against_bare_hop
+from benchmarks.contract_to_order import (
+    POLL_INTERVAL,
+    RATE,
+    TIMEOUT,
+    _wait_for_consumer,
+    report_against_bare_hop,
+    seconds_until_listed,
+)
 from benchmarks.cpu import CpuMeter, describe
 from benchmarks.http11 import Http11Pool
 from benchmarks.pipeline import BASELINE_CONSUMER, BASELINE_ROUTING_KEY, Plan, Side, consume_bare, measure, publish_bare
 
-RATE = 50.0
-POLL_INTERVAL = 0.01
-FIRST_POLL_AFTER = 0.005
-TIMEOUT = 30.0
 PER_TX = 50
 
 
@@ -124,17 +126,8 @@ async def run(quick: bool) -> Report:
             async def win_and_watch() -> float:
                 event = won()
                 await commit([event])
-                committed = time.monotonic()
-                await asyncio.sleep(FIRST_POLL_AFTER)
-                while True:
-                    status, body = await pool.get(f"/v1/contracts?opportunity_id={event.opportunity_id}", auth)
-                    if status != 200:
-                        raise RuntimeError(f"GET /v1/contracts answered {status}: {body[:300]!r}")
-                    if json.loads(body)["items"]:
-                        return time.monotonic() - committed
-                    if time.monotonic() - committed > TIMEOUT:
-                        raise RuntimeError(f"no draft for opportunity {event.opportunity_id} in {TIMEOUT:g}s")
-                    await asyncio.sleep(POLL_INTERVAL)
+                path = f"/v1/contracts?opportunity_id={event.opportunity_id}"
+                return await seconds_until_listed(pool, path, auth, time.monotonic())
 
             primed = await win_and_watch()  # primes the path (connections, prepared statements)
             latencies: list[float | None] = [None] * int(RATE * (warmup + window))
