@@ -4,6 +4,7 @@ Driven over HTTP (real PostgreSQL) and, for the customer on a phone, in a real h
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -181,3 +182,17 @@ async def test_a_customer_signs_on_a_phone_in_chromium(
     served = await contracts.get(f"/v1/contracts/{contract['id']}/documents/1", headers=REP)
     assert hashlib.sha256(served.content).hexdigest() == signature["document_sha256"]
     assert (ARTIFACTS / "signing_page_filled.png").stat().st_size > 5000
+
+
+async def test_both_parties_signing_at_once_sign_it_once(system: System, clean_db: asyncpg.Connection) -> None:
+    contracts = await system.client("contracts")
+    contract, links = await out_for_signature(contracts)
+    customer, company = await asyncio.gather(
+        sign(contracts, links["customer"], "Li Lei"), sign(contracts, links["company"], "Wang Fang")
+    )
+    assert customer.status_code == company.status_code == 200
+    assert sum("Both parties have signed" in r.text for r in (customer, company)) == 1
+    assert len(await events(clean_db, "contract.signed")) == 1
+    assert await clean_db.fetchval("SELECT count(*) FROM contracts.contract_archives") == 1
+    current = (await contracts.get(f"/v1/contracts/{contract['id']}", headers=REP)).json()
+    assert current["status"] == "signed" and len(current["signatures"]) == 2
