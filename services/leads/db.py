@@ -52,6 +52,7 @@ from services.leads.domain import (
     SalesTeam,
 )
 from services.leads.domain.account import AccountTier
+from services.leads.domain.behaviour import BehaviourModel
 from services.leads.domain.conversion import Contact
 from services.leads.domain.opportunity import Opportunity, Stage
 from services.leads.domain.quote import Quote, QuoteLine, QuoteStatus
@@ -125,6 +126,7 @@ leads = Table(
     utc_timestamp("pooled_at"),
     Column("returned_from", Text),
     Column("team", Text),  # the owner's team (a manager sees their team's leads)
+    Column("merged_into_lead_id", UUID(as_uuid=True)),
     # The list's stable order, and one index per filter (each ends with the order's key).
     Index("ix_leads_created_at_id", "created_at", "id"),
     Index("ix_leads_owner_id_created_at_id", "owner_id", "created_at", "id"),
@@ -136,6 +138,7 @@ leads = Table(
     Index("ix_leads_duplicate_of_lead_id_created_at_id", "duplicate_of_lead_id", "created_at", "id"),
     # The public pool, longest waiting first (all of it, by region, by industry).
     Index("ix_leads_team_created_at_id", "team", "created_at", "id"),
+    Index("ix_leads_merged_into_lead_id", "merged_into_lead_id"),
     Index("ix_leads_pool_pooled_at_id", "pooled_at", "id", postgresql_where=text("owner_id IS NULL")),
     Index("ix_leads_pool_region_pooled_at_id", "region", "pooled_at", "id", postgresql_where=text("owner_id IS NULL")),
     Index(
@@ -245,6 +248,18 @@ class LeadRepository(Repository[Lead]):
 
     _changing = False
 
+    async def merged_into(self, lead_id: uuid.UUID) -> list[uuid.UUID]:
+        query = select(leads.c.id).where(leads.c.merged_into_lead_id == lead_id)
+        return list((await self.uow.execute(query)).scalars())
+
+    async def repoint_merged(self, from_lead: uuid.UUID, into: Lead) -> None:
+        """Leads merged into ``from_lead`` (now merged itself) follow it into ``into``."""
+        await self.uow.execute(
+            update(leads)
+            .where(leads.c.merged_into_lead_id == from_lead)
+            .values(merged_into_lead_id=into.id, owner_id=into.owner_id, team=into.team, version=leads.c.version + 1)
+        )
+
     async def get_for_change(
         self, aggregate_id: uuid.UUID, principal: Principal | None, *, if_match: int | None = None
     ) -> Lead:
@@ -271,7 +286,7 @@ class LeadRepository(Repository[Lead]):
         self, page: PageParams, *, region: str | None, industry: str | None
     ) -> tuple[list[Lead], str | None]:
         """The public pool, longest waiting first."""
-        query = select(leads).where(leads.c.owner_id.is_(None))
+        query = select(leads).where(leads.c.owner_id.is_(None), leads.c.merged_into_lead_id.is_(None))
         if region is not None:
             query = query.where(leads.c.region == region)
         if industry is not None:
@@ -315,6 +330,7 @@ class LeadRepository(Repository[Lead]):
             "pooled_at": lead.pooled_at,
             "returned_from": lead.returned_from,
             "team": lead.team,
+            "merged_into_lead_id": lead.merged_into_lead_id,
         }
 
     def from_row(self, row: Any) -> Lead:
@@ -354,6 +370,7 @@ class LeadRepository(Repository[Lead]):
             pooled_at=row.pooled_at,
             returned_from=row.returned_from,
             team=row.team,
+            merged_into_lead_id=row.merged_into_lead_id,
         )
 
 
@@ -416,6 +433,14 @@ class CustomerKeys:
                 .where(tuple_(customer_keys.c.kind, customer_keys.c.value).in_(pairs))
                 .values(owner_id=owner_id)
             )
+
+    async def move_lead(self, from_lead: uuid.UUID, into_lead: uuid.UUID, owner_id: str | None) -> None:
+        """A merged lead's keys become its survivor's (and its owner's)."""
+        await self.uow.execute(
+            update(customer_keys)
+            .where(customer_keys.c.lead_id == from_lead)
+            .values(lead_id=into_lead, owner_id=owner_id)
+        )
 
     async def follow_lead(self, lead_id: uuid.UUID, owner_id: str | None) -> None:
         """The keys this lead registered go with it to its new owner (or to the pool: NULL)."""
@@ -890,7 +915,11 @@ class SalesRepRepository(Repository[SalesRep]):
         """How many leads each rep owns now."""
         if not rep_ids:
             return {}
-        query = select(leads.c.owner_id, func.count()).where(leads.c.owner_id.in_(rep_ids)).group_by(leads.c.owner_id)
+        query = (
+            select(leads.c.owner_id, func.count())
+            .where(leads.c.owner_id.in_(rep_ids), leads.c.merged_into_lead_id.is_(None))
+            .group_by(leads.c.owner_id)
+        )
         return {owner: n for owner, n in await self.uow.execute(query)}
 
     def to_row(self, rep: SalesRep) -> dict[str, Any]:
@@ -990,6 +1019,13 @@ class ActivityRepository(Repository[Activity]):
 
     def visible_to(self, principal: Principal | None) -> ColumnElement[bool]:
         return true()
+
+    async def of_leads(self, lead_ids: list[uuid.UUID], page: PageParams) -> tuple[list[Activity], str | None]:
+        query = select(activities).where(activities.c.lead_id.in_(lead_ids))
+        rows, next_cursor = await fetch_page(
+            self.uow.connection, query, (activities.c.created_at, activities.c.id), page
+        )
+        return [self.from_row(row) for row in rows], next_cursor
 
     async def contact_since(self, account_id: uuid.UUID, since: datetime) -> bool:
         query = select(activities.c.id).where(
@@ -1359,6 +1395,17 @@ class LeadScores:
         await self.uow.execute(lead_interactions.insert().values(lead_id=lead_id, **interaction))
         await self.uow.execute(
             update(lead_scores).where(lead_scores.c.lead_id == lead_id).values(points=points, as_of=as_of)
+        )
+
+    async def merge(self, from_lead: uuid.UUID, into_lead: uuid.UUID, model: BehaviourModel) -> None:
+        """The merged lead's points join the survivor's (its own row and interactions stay)."""
+        points, as_of = await self.get(from_lead)
+        if as_of is None:
+            return
+        total, total_as_of = await self.lock(into_lead)
+        total, total_as_of = model.combine(total, total_as_of, points, as_of)
+        await self.uow.execute(
+            update(lead_scores).where(lead_scores.c.lead_id == into_lead).values(points=total, as_of=total_as_of)
         )
 
     async def interactions(self, lead_id: uuid.UUID, page: PageParams) -> tuple[list[Any], str | None]:

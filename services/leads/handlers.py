@@ -951,10 +951,12 @@ async def list_activities(
     """The activities of a lead or account the caller may see, oldest first."""
     async with uow:
         if lead_id is not None:
-            await LeadRepository(uow).get_visible(lead_id, principal)
-        else:
-            assert account_id is not None
-            await AccountRepository(uow).get_visible(account_id, principal)
+            leads = LeadRepository(uow)
+            await leads.get_visible(lead_id, principal)
+            # A lead's history includes the leads merged into it.
+            return await ActivityRepository(uow).of_leads([lead_id, *await leads.merged_into(lead_id)], page)
+        assert account_id is not None
+        await AccountRepository(uow).get_visible(account_id, principal)
         return await ActivityRepository(uow).list(
             principal, page, filters={"lead_id": lead_id, "account_id": account_id}
         )
@@ -1294,3 +1296,45 @@ async def behaviour(
         total, as_of = await scores.get(lead.id)
         rows, next_cursor = await scores.interactions(lead.id, page)
     return model.score(total, as_of, _now()), rows, next_cursor
+
+
+# -- merging duplicates --------------------------------------------------------------------------
+
+
+async def merge_leads(
+    lead_id: uuid.UUID,
+    duplicate_id: uuid.UUID,
+    principal: Principal,
+    uow: UnitOfWork,
+    *,
+    reason: str | None,
+    model: BehaviourModel,
+    if_match: int | None = None,
+) -> Lead:
+    """Merge ``duplicate_id`` into ``lead_id`` (both in the caller's scope): the duplicate keeps
+    its history, is marked merged and follows the survivor's owner; its customer keys and
+    behaviour points join the survivor; the survivor's activity list includes the duplicate's.
+    A converted lead is not merged away; a pool lead only by a manager, director or admin."""
+    if lead_id == duplicate_id:
+        raise DomainError("a lead cannot be merged into itself")
+    async with uow:
+        repository = LeadRepository(uow)
+        locked = {}
+        for each in sorted((lead_id, duplicate_id)):  # one lock order: no deadlock
+            locked[each] = await repository.get_for_change(
+                each, principal, if_match=if_match if each == lead_id else None
+            )
+        survivor, duplicate = locked[lead_id], locked[duplicate_id]
+        if duplicate.in_pool and not sees_everything(principal):
+            raise InvalidTransition("claim the pool lead before merging it")
+        if await LeadConversions(uow).of_lead(duplicate.id) is not None:
+            raise InvalidTransition("that lead was converted: merge the other one into it instead")
+        await _stop_first_contact_clock(uow, duplicate)
+        survivor.absorb(duplicate, by=principal.sub, reason=reason, now=_now())
+        await repository.repoint_merged(duplicate.id, survivor)
+        await CustomerKeys(uow).move_lead(duplicate.id, survivor.id, survivor.owner_id)
+        await LeadScores(uow).merge(duplicate.id, survivor.id, model)
+        await repository.save(duplicate)
+        await repository.save(survivor)
+        await uow.commit()
+    return survivor

@@ -42,6 +42,7 @@ __all__ = [
     "LeadConverted",
     "LeadCreated",
     "LeadGraded",
+    "LeadMerged",
     "LeadOwnerChanged",
     "LeadReturnedToPool",
     "OpportunityLost",
@@ -797,3 +798,15 @@ class AccountContactOverdue(Event, type="account.contact_overdue.v1"):
     manager_id: str | None = None
     created_at: datetime
     due_at: datetime
+
+
+class LeadMerged(Event, type="lead.merged.v1"):
+    """A duplicate lead was merged into this one (``lead_id``): both histories stay, the duplicate
+    is marked ``merged_into_lead_id`` and follows this lead's owner."""
+
+    lead_id: uuid.UUID
+    merged_lead_id: uuid.UUID
+    owner_id: str | None = None
+    merged_by: str
+    reason: str | None = None
+    merged_at: datetime

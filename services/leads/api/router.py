@@ -67,7 +67,7 @@ def sales_routers() -> list[APIRouter]:
 
 def capture_routers() -> list[APIRouter]:
     """Sales reps and teams, the public pool and assignment, activities."""
-    from services.leads.api import activities, forms, interactions, pool, reps
+    from services.leads.api import activities, forms, interactions, merge, pool, reps
 
     return [
         reps.team_router,
@@ -77,4 +77,5 @@ def capture_routers() -> list[APIRouter]:
         activities.router,
         forms.router,
         interactions.router,
+        merge.router,
     ]

@@ -116,6 +116,7 @@ class LeadRead(ApiResponse):
     assigned_at: datetime | None = Field(description="When its owner got it by the rules, by hand or by claim")
     first_contacted_at: datetime | None = Field(description="Its owner's first logged contact since then")
     pooled_at: datetime | None = Field(description="Since when it waits in the public pool")
+    merged_into_lead_id: uuid.UUID | None = Field(default=None, description="The lead this one was merged into")
 
 
 class OwnershipConflictRead(ApiResponse):
@@ -285,3 +286,8 @@ class BehaviourRead(ApiResponse):
     behaviour_score: int = Field(ge=0, le=100, description="Interaction points decayed to now, capped at 100")
     interactions: list[InteractionRead] = Field(default_factory=list)
     next_cursor: str | None = None
+
+
+class LeadMerge(ApiModel):
+    duplicate_id: uuid.UUID = Field(description="The lead merged into this one")
+    reason: Text500 | None = None

@@ -54,6 +54,15 @@ class BehaviourModel:
             return self.decay(total, at - as_of) + worth, at
         return total + self.decay(worth, as_of - at), as_of
 
+    def combine(
+        self, a: float, a_as_of: datetime | None, b: float, b_as_of: datetime | None
+    ) -> tuple[float, datetime | None]:
+        """Two running totals as one (a merged lead's score joins its survivor's)."""
+        if a_as_of is None or b_as_of is None:
+            return (b, b_as_of) if a_as_of is None else (a, a_as_of)
+        at = max(a_as_of, b_as_of)
+        return self.decay(a, at - a_as_of) + self.decay(b, at - b_as_of), at
+
     def score(self, total: float, as_of: datetime | None, now: datetime) -> int:
         if as_of is None:
             return 0

@@ -21,7 +21,7 @@ from enum import StrEnum
 
 from services.leads.domain.grading import DecisionTimeframe, Grade, GradingInputs, GradingRules, NeedFit
 from shared.domain import Aggregate, DomainError, InvalidTransition
-from shared.events import LeadAssigned, LeadCreated, LeadGraded, LeadOwnerChanged, LeadReturnedToPool
+from shared.events import LeadAssigned, LeadCreated, LeadGraded, LeadMerged, LeadOwnerChanged, LeadReturnedToPool
 
 
 class LeadSource(StrEnum):
@@ -77,6 +77,7 @@ class Lead(Aggregate):
     pooled_at: datetime | None = None  # when it entered the pool (None while owned)
     returned_from: str | None = None  # the rep it was last taken from for want of a first contact
     team: str | None = None  # the owner's sales team
+    merged_into_lead_id: uuid.UUID | None = None  # merged into that lead (its history stays here)
 
     @property
     def grading_inputs(self) -> GradingInputs:
@@ -163,7 +164,7 @@ class Lead(Aggregate):
 
     @property
     def in_pool(self) -> bool:
-        return self.owner_id is None
+        return self.owner_id is None and self.merged_into_lead_id is None
 
     def assign(
         self,
@@ -179,6 +180,8 @@ class Lead(Aggregate):
         first contact (the clock starts again, also for a lead they had before)."""
         if owner_id == self.owner_id:
             raise InvalidTransition(f"{owner_id} already owns this lead")
+        if self.merged_into_lead_id is not None:
+            raise InvalidTransition("the lead was merged into another: assign that one")
         previous = self.owner_id
         self.owner_id, self.team, self.assigned_at = owner_id, team, now
         self.pooled_at, self.first_contacted_at = None, None
@@ -231,7 +234,35 @@ class Lead(Aggregate):
 
     def awaits_first_contact(self, owner_id: str, assigned_at: datetime) -> bool:
         """Still owned by ``owner_id`` since ``assigned_at`` and never contacted: the 24 h rule applies."""
-        return self.owner_id == owner_id and self.assigned_at == assigned_at and self.first_contacted_at is None
+        return (
+            self.owner_id == owner_id
+            and self.assigned_at == assigned_at
+            and self.first_contacted_at is None
+            and self.merged_into_lead_id is None
+        )
+
+    def absorb(self, duplicate: Lead, *, by: str, reason: str | None, now: datetime) -> None:
+        """Merge ``duplicate`` into this lead: it keeps its history, is marked merged and follows
+        this lead's owner (out of the pool and of its rep's load)."""
+        if duplicate.id == self.id:
+            raise DomainError("a lead cannot be merged into itself")
+        if self.merged_into_lead_id is not None:
+            raise InvalidTransition("this lead was merged into another: merge into that one")
+        if duplicate.merged_into_lead_id is not None:
+            raise InvalidTransition("that lead was merged already")
+        duplicate.merged_into_lead_id = self.id
+        duplicate.owner_id, duplicate.team, duplicate.pooled_at = self.owner_id, self.team, None
+        duplicate.version += 1  # the survivor's event tells; the duplicate still gets a new ETag
+        self.record(
+            LeadMerged(
+                lead_id=self.id,
+                merged_lead_id=duplicate.id,
+                owner_id=self.owner_id,
+                merged_by=by,
+                reason=reason,
+                merged_at=now,
+            )
+        )
 
 
 # Why a lead went back to the pool.
