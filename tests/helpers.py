@@ -50,15 +50,30 @@ async def sign_contract(
     """One contract through the real flow, at handler level: draft, submit, legal approval, every
     approval the policy asks for, send for signature, and both parties signing through their links."""
     contract = await contract_handlers.draft_contract(cmd, uow())
-    await contract_handlers.submit_contract(contract.id, REP, uow())
-    contract = await contract_handlers.review_contract(contract.id, LEGAL, uow(), decision=ReviewDecision.APPROVE)
+    customer = cmd.contact.name if cmd.contact else cmd.customer_name
+    return await sign_draft(
+        uow, contract.id, owner_id=cmd.owner_id, customer=customer, company_signatory=company_signatory
+    )
+
+
+async def sign_draft(
+    uow: Callable[[], UnitOfWork],
+    contract_id: uuid.UUID,
+    *,
+    owner_id: str,
+    customer: str,
+    company_signatory: str = "Wang Fang",
+) -> uuid.UUID:
+    """A draft (typed in, or drafted from opportunity.won) through submit, legal approval, every
+    approval the policy asks for, send for signature, and both parties signing through their links."""
+    await contract_handlers.submit_contract(contract_id, REP, uow())
+    contract = await contract_handlers.review_contract(contract_id, LEGAL, uow(), decision=ReviewDecision.APPROVE)
     while (step := contract.pending_step) is not None:
         approver = Principal(sub=f"{step.role}-1", roles=frozenset({step.role}), region=contract.region)
         contract, _ = await contract_handlers.approve_contract(contract.id, approver, uow())
-    customer = cmd.contact.name if cmd.contact else cmd.customer_name
     _, issued = await contract_handlers.send_for_signature(
         contract.id,
-        REP if cmd.owner_id == REP.sub else Principal(sub=cmd.owner_id, roles=REP.roles),
+        REP if owner_id == REP.sub else Principal(sub=owner_id, roles=REP.roles),
         uow(),
         customer=Signatory(customer),
         company=Signatory(company_signatory),

@@ -1,6 +1,8 @@
 """Scale-out proof: two replicas of every API and every worker, as real processes started by
-``scripts/run_all.py`` (REPLICAS=2), carry hundreds of contracts through contract signed →
-order → approvals → shipment → delivery → survey (+ its reminder timer) and warranties, with
+``scripts/run_all.py`` (REPLICAS=2), carry hundreds of contracts (a quarter from leads won over
+HTTP: lead → conversion → opportunity → quote → won → contract drafted by the contracts worker)
+through contract signed → order → approvals → shipment → delivery → survey (+ its reminder
+timer) and warranties, with
 webhooks to local receivers, while one worker of each kind is killed with SIGKILL twice (the
 supervisor restarts it). Every effect must happen exactly once. Across the processes, each
 event a consumer records stays in its cause's trace, and the real processes' metrics show the
@@ -19,6 +21,7 @@ import signal
 import time
 import uuid
 from collections import defaultdict
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,12 +29,16 @@ import aio_pika
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import text
 
+from services.contracts.db import platform_tables as contract_tables
 from services.contracts.domain import ContractLine
 from shared.bus import dead_letter_queue_name
+from shared.db import create_engine
 from shared.migrate import SERVICES
+from shared.uow import UnitOfWork
 from tests.conftest import auth, service_module, settings_for, wait_until
-from tests.helpers import count, sign_contracts
+from tests.helpers import count, sign_contracts, sign_draft
 from tests.scale.cluster import Cluster, start_cluster
 from tests.test_metrics import samples, value
 from tests.webhooks.receivers import Receiver
@@ -39,6 +46,7 @@ from tests.webhooks.receivers import Receiver
 pytestmark = pytest.mark.scale
 
 CONTRACTS = int(os.environ.get("SALESLINE_SCALE_CONTRACTS", "200"))
+FROM_LEADS = CONTRACTS // 4  # the rest are typed in (with warranty lines)
 UNITS = 2  # serialised units per order: a warranty each
 LINES = [
     ContractLine(
@@ -48,6 +56,7 @@ LINES = [
 MANAGER = auth("manager-1", "sales_manager")
 FINANCE = auth("finance-1", "finance")
 ERP = auth("erp-1", "integration")
+REP = auth("rep-1", "sales_rep", team="t1", region="east")
 # Two subscriptions that overlap on order.delivered: each gets its own copy.
 SUBSCRIPTIONS = (["order.*"], ["order.delivered.v1", "survey.*", "warranty.*"])
 
@@ -97,9 +106,10 @@ async def test_two_replicas_of_everything_with_workers_killed(
             assert created.status_code == 201, created.text
             subscription_ids.append(uuid.UUID(created.json()["id"]))
 
-        signing = asyncio.create_task(sign_contracts(CONTRACTS, customer_prefix=f"scale-{bus}", lines=LINES))
+        signing = asyncio.create_task(_contracts(cluster, http, bus))
         killed = await _drive(cluster, db, http, signing)
-        contract_ids = await signing
+        typed_in, from_leads = await signing
+        contract_ids = typed_in + from_leads
     driven = time.monotonic() - started
 
     # Every killed worker came back (a new process) and both replicas of each kind run.
@@ -114,7 +124,8 @@ async def test_two_replicas_of_everything_with_workers_killed(
     # The asynchronous tail: surveys, warranties, reminders, history, webhooks.
     n = CONTRACTS
     await _wait_count(db, "SELECT count(*) FROM service_desk.surveys", n, "surveys")
-    await _wait_count(db, "SELECT count(*) FROM service_desk.warranties", n * UNITS, "warranties")
+    warranted = len(typed_in)  # quotes carry no warranty: orders from won opportunities register none
+    await _wait_count(db, "SELECT count(*) FROM service_desk.warranties", warranted * UNITS, "warranties")
     fired = "SELECT count(*) FROM service_desk.timers WHERE kind = 'survey.reminder' AND fired_at IS NOT NULL"
     await _wait_count(db, fired, n, "reminders")
     await _wait_count(db, "SELECT count(*) FROM leads.accounts WHERE classification = 'signed'", n, "signed accounts")
@@ -137,6 +148,10 @@ async def test_two_replicas_of_everything_with_workers_killed(
     orders = await db.fetch("SELECT id, contract_id, status FROM orders.orders")
     assert len(orders) == n
     assert {o["contract_id"] for o in orders} == set(contract_ids)
+    # Every won opportunity drafted exactly one contract.
+    drafted = await db.fetch("SELECT id, opportunity_id FROM contracts.contracts WHERE opportunity_id IS NOT NULL")
+    assert sorted(r["id"] for r in drafted) == sorted(from_leads)
+    assert len({r["opportunity_id"] for r in drafted}) == len(from_leads)
     assert {o["status"] for o in orders} == {"delivered"}
     assert await count(db, "SELECT count(*) FROM orders.inbox WHERE consumer = 'orders.contract_signed'") == n
     # Every delivered order: one survey, one warranty per unit, one reminder timer fired once.
@@ -147,8 +162,9 @@ async def test_two_replicas_of_everything_with_workers_killed(
     warranty_sets = defaultdict(set)
     for w in await db.fetch("SELECT order_id, serial_number FROM service_desk.warranties"):
         warranty_sets[w["order_id"]].add(w["serial_number"])
-    assert set(warranty_sets) == order_ids
-    assert all(warranty_sets[o] == {f"SN-{o}-{u}" for u in range(UNITS)} for o in order_ids)
+    warranted_orders = {o["id"] for o in orders if o["contract_id"] in set(typed_in)}
+    assert set(warranty_sets) == warranted_orders
+    assert all(warranty_sets[o] == {f"SN-{o}-{u}" for u in range(UNITS)} for o in warranted_orders)
     timers = await db.fetch("SELECT key, fired_at, attempts FROM service_desk.timers WHERE kind = 'survey.reminder'")
     assert sorted(t["key"] for t in timers) == sorted(str(s["id"]) for s in surveys)
     assert all(t["fired_at"] is not None and t["attempts"] == 0 for t in timers)
@@ -214,7 +230,7 @@ async def test_two_replicas_of_everything_with_workers_killed(
             [value(w, "salesline_events_duplicate_total") or 0 for w in await _scrape_workers(cluster, http)]
         )
     print(
-        f"\nscale-out: {n} contracts, 2 replicas, workers killed: "
+        f"\nscale-out: {n} contracts ({len(from_leads)} from won leads), 2 replicas, workers killed: "
         f"{ {s: len(p) for s, p in killed.items()} }; driven in {driven:.1f}s, "
         f"settled in {time.monotonic() - started:.1f}s; {len(events)} events; "
         f"{sum(len(e) for e in expected.values())} webhooks ({redelivered} sent again after a kill, same webhook-id; "
@@ -268,6 +284,71 @@ async def _drive(
 def _all_running(cluster: Cluster) -> bool:
     """Both replicas of every worker are up (the supervisor restarted the ones killed before)."""
     return all(len(cluster.worker_pids(s)) == cluster.replicas for s in SERVICES)
+
+
+async def _contracts(cluster: Cluster, http: httpx.AsyncClient, tag: str) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """Signed contracts: most typed in, a quarter from leads won over HTTP (opportunity.won → the
+    contracts worker drafts → review, approvals and signatures at handler level)."""
+    gate = asyncio.Semaphore(4)
+    typed_in, from_leads = await asyncio.gather(
+        sign_contracts(CONTRACTS - FROM_LEADS, customer_prefix=f"scale-{tag}", lines=LINES),
+        asyncio.gather(*(_from_lead(cluster, http, gate, f"{tag}-{i}", i) for i in range(FROM_LEADS))),
+    )
+    return typed_in, list(from_leads)
+
+
+async def _from_lead(cluster: Cluster, http: httpx.AsyncClient, gate: asyncio.Semaphore, tag: str, i: int) -> uuid.UUID:
+    base = cluster.api("leads", i % cluster.replicas)
+    async with gate:
+        lead = await _post(http, f"{base}/v1/leads", REP, _lead_body(tag), expect=201)
+        converted = await _post(http, f"{base}/v1/leads/{lead.json()['id']}/convert", REP, {}, expect=201)
+        opportunity_id = converted.json()["opportunity"]["id"]
+        stage = f"{base}/v1/opportunities/{opportunity_id}/stage"
+        for name in ("needs_analysis", "proposal", "negotiation"):
+            await _post(http, stage, REP, {"stage": name})
+        quote = {
+            "lines": [{"sku": "PUMP-1", "name": "Pump", "quantity": str(UNITS), "unit_price": "1500.00"}],
+            "valid_until": (date.today() + timedelta(days=30)).isoformat(),
+            "payment_terms": "net 30",
+            "delivery_address": "1 Century Ave, Shanghai",
+        }
+        quoted = await _post(http, f"{base}/v1/opportunities/{opportunity_id}/quotes", REP, quote, expect=201)
+        await _post(http, f"{base}/v1/quotes/{quoted.json()['id']}/accept", REP)
+        await _post(http, stage, REP, {"stage": "won"})
+
+    settings = settings_for("contracts")
+    engine = create_engine(settings)
+    try:
+
+        async def drafted() -> uuid.UUID | None:
+            async with engine.connect() as conn:
+                sql = text("SELECT id FROM contracts.contracts WHERE opportunity_id = :id")
+                return await conn.scalar(sql, {"id": uuid.UUID(opportunity_id)})
+
+        contract_id = await wait_until(drafted, timeout=120, interval=0.3, what="the contract drafted from the win")
+        async with gate:
+            return await sign_draft(
+                lambda: UnitOfWork(engine, contract_tables, settings.source),
+                contract_id,
+                owner_id="rep-1",
+                customer=f"Contact {tag}",
+            )
+    finally:
+        await engine.dispose()
+
+
+def _lead_body(tag: str) -> dict:
+    return {
+        "source": "trade_show",
+        "company_name": f"Scale {tag} Ltd.",
+        "contact_name": f"Contact {tag}",
+        "region": "east",
+        "industry": "manufacturing",
+        "budget": "600000.00",
+        "currency": "CNY",
+        "decision_timeframe": "within_1_month",
+        "need_fit": "high",
+    }
 
 
 async def _fulfil(http: httpx.AsyncClient, base: str, order_id: uuid.UUID, gate: asyncio.Semaphore) -> None:
