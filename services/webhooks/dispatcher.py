@@ -327,8 +327,6 @@ class Dispatcher:
             if row.previous_secret and row.previous_secret_expires_at and attempted_at < row.previous_secret_expires_at:
                 secrets.append(self._signer(row.previous_secret))
             headers = signature_headers(str(row.id), row.body, secrets, datetime.now(UTC))
-            if traceparent := traceparent_header(row.body):
-                headers["traceparent"] = traceparent
         except ValueError as exc:
             result = AttemptResult(Outcome(error_class=ErrorClass.OTHER), 0, error=str(exc))
         else:

@@ -95,7 +95,9 @@ async def test_two_replicas_of_everything_with_workers_killed(
 ) -> None:
     started = time.monotonic()
     db = clean_db
-    async with httpx.AsyncClient(timeout=30) as http:
+    # Idle connections are dropped well before uvicorn's 5 s keep-alive ends, so a request never
+    # goes out on a connection the server is closing (a non-idempotent POST cannot be retried).
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(keepalive_expiry=1)) as http:
         subscription_ids = []
         for receiver, types in zip(receivers, SUBSCRIPTIONS, strict=True):
             created = await http.post(
