@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Identity,
@@ -69,6 +70,9 @@ contracts = Table(
     Column("document_version", Integer, nullable=False, server_default=text("0")),
     Column("document_sha256", String(64)),
     Column("signatures", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("special_clauses", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("free_revisions", Integer, nullable=False, server_default=text("0")),
+    Column("paid_service_included", Boolean, nullable=False, server_default=text("false")),
     Column("opportunity_id", UUID(as_uuid=True), unique=True),  # one contract per won opportunity
     Column("quote_id", UUID(as_uuid=True)),
     utc_timestamp("activated_at"),
@@ -189,6 +193,9 @@ class ContractRepository(Repository[Contract]):
             "document_version": contract.document_version,
             "document_sha256": contract.document_sha256,
             "signatures": SIGNATURES.dump_python(contract.signatures, mode="json"),
+            "special_clauses": list(contract.special_clauses),
+            "free_revisions": contract.free_revisions,
+            "paid_service_included": contract.paid_service_included,
             "opportunity_id": contract.opportunity_id,
             "quote_id": contract.quote_id,
             "activated_at": contract.activated_at,
@@ -226,6 +233,9 @@ class ContractRepository(Repository[Contract]):
             document_version=row.document_version,
             document_sha256=row.document_sha256,
             signatures=SIGNATURES.validate_python(row.signatures),
+            special_clauses=list(row.special_clauses),
+            free_revisions=row.free_revisions,
+            paid_service_included=row.paid_service_included,
             opportunity_id=row.opportunity_id,
             quote_id=row.quote_id,
             activated_at=row.activated_at,

@@ -11,7 +11,7 @@ from services.contracts.domain import Contract
 from services.contracts.domain.document import Document
 
 TEMPLATE = "contract.html"
-TEMPLATE_VERSION = f"{TEMPLATE}@2"  # bump when the template's wording changes
+TEMPLATE_VERSION = f"{TEMPLATE}@3"  # bump when the template's wording changes
 SUPPLIER = "Salesline 示例有限公司 (Salesline Demo Co., Ltd.)"
 
 TEMPLATES = Environment(

@@ -54,6 +54,9 @@ class DraftContract:
     discount_pct: Decimal = Decimal(0)
     delivery_address: str | None = None
     requested_delivery_date: str | None = None
+    special_clauses: tuple[str, ...] = ()
+    free_revisions: int = 0
+    paid_service_included: bool = False
     owner_role: str = "sales_rep"  # whose discount authority the approval routing starts from
     drafted_by: str | None = None  # for the history
 
@@ -78,7 +81,7 @@ async def draft_contract(cmd: DraftContract, uow: UnitOfWork) -> Contract:
     async with uow:
         contracts = ContractRepository(uow)
         now = datetime.now(UTC)
-        fields = dict(cmd.__dict__)
+        fields = {**cmd.__dict__, "special_clauses": list(cmd.special_clauses)}
         contract = Contract.draft(
             id=uuid.uuid4(),
             number=await contracts.next_number(now),

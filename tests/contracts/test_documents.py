@@ -115,3 +115,33 @@ async def test_a_tampered_document_is_never_served(system: System, clean_db: asy
     served = await contracts.get(f"/v1/contracts/{contract['id']}/documents/1", headers=REP)
     assert served.status_code == 409 and served.headers["content-type"].startswith("application/problem+json")
     assert "33.00" not in served.text
+
+
+async def test_special_clauses_and_included_service_are_stated(system: System, clean_db: asyncpg.Connection) -> None:
+    contracts = await system.client("contracts")
+    await draft_refused(contracts, special_clauses=[""])
+    await draft_refused(contracts, free_revisions=-1)
+    created = await draft(
+        contracts,
+        body(
+            special_clauses=["安装完成后 7 日内验收。", "Acceptance within 7 days of installation."], free_revisions=2
+        ),
+    )
+    contract = created.json()
+    assert contract["special_clauses"][1] == "Acceptance within 7 days of installation."
+    assert (contract["free_revisions"], contract["paid_service_included"]) == (2, False)
+    url = f"/v1/contracts/{contract['id']}/documents"
+    first = (await contracts.get(f"{url}/1", headers=REP)).text
+    assert "特别条款" in first and "1. 安装完成后 7 日内验收。" in first and "Included: 2" in first
+    assert "Not included; agreed separately" in first
+
+    amended = await act(contracts, created, "", REP, method="PATCH", paid_service_included=True, special_clauses=[])
+    assert amended.json()["document_version"] == 2 and amended.json()["special_clauses"] == []
+    second = (await contracts.get(f"{url}/2", headers=REP)).text
+    assert "Included in this contract" in second and "特别条款" not in second
+    await act(contracts, amended, "", REP, method="PATCH", expect=422, special_clauses=None)
+
+
+async def draft_refused(contracts, **overrides) -> None:
+    response = await contracts.post("/v1/contracts", json=body(**overrides), headers=REP)
+    assert response.status_code == 422, response.text

@@ -99,6 +99,9 @@ async def create_contract(body: ContractCreate, response: Response, principal: W
         discount_pct=Decimal(body.discount_pct),
         delivery_address=body.delivery_address,
         requested_delivery_date=body.requested_delivery_date,
+        special_clauses=tuple(body.special_clauses),
+        free_revisions=body.free_revisions,
+        paid_service_included=body.paid_service_included,
         owner_role=handlers.owner_role_for(principal, owner_id),
         drafted_by=principal.sub,
     )
@@ -154,8 +157,9 @@ async def amend_contract(
         terms["contact"] = ContactInfo(**terms["contact"]) if terms["contact"] else None
     if not terms:
         raise Problem(422, "Nothing to amend", "Send at least one term to change.", slug="empty-amendment")
-    if any(terms.get(name, "") is None for name in ("lines", "payment_terms", "discount_pct")):
-        raise Problem(422, "Required term", "lines, payment_terms and discount_pct cannot be null.", slug="null-term")
+    required = ("lines", "payment_terms", "discount_pct", "special_clauses", "free_revisions", "paid_service_included")
+    if any(terms.get(name, "") is None for name in required):
+        raise Problem(422, "Required term", f"{', '.join(required)} cannot be null.", slug="null-term")
     contract = await handlers.amend_contract(contract_id, terms, principal, uow, if_match=version)
     set_etag(response, contract.version)
     return _read(contract)

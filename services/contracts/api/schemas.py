@@ -47,6 +47,9 @@ class ContractCreate(ApiModel):
     payment_terms: Annotated[str, Field(min_length=1, max_length=200)] = "net 30"
     delivery_address: Annotated[str, Field(max_length=500)] | None = None
     requested_delivery_date: Annotated[str, Field(max_length=32)] | None = None
+    special_clauses: Annotated[list[Annotated[str, Field(min_length=1, max_length=2000)]], Field(max_length=50)] = []
+    free_revisions: Annotated[int, Field(ge=0, le=100, description="Revisions included free of charge")] = 0
+    paid_service_included: bool = Field(False, description="Whether paid service (beyond warranty) is included")
 
 
 class ContractAmend(ApiModel):
@@ -60,6 +63,11 @@ class ContractAmend(ApiModel):
     payment_terms: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     delivery_address: Annotated[str, Field(max_length=500)] | None = None
     requested_delivery_date: Annotated[str, Field(max_length=32)] | None = None
+    special_clauses: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=2000)]], Field(max_length=50)] | None
+    ) = None
+    free_revisions: Annotated[int, Field(ge=0, le=100)] | None = None
+    paid_service_included: bool | None = None
 
 
 class DocumentRead(ApiResponse):
@@ -232,6 +240,9 @@ class ContractRead(ApiResponse):
     payment_terms: str
     delivery_address: str | None
     requested_delivery_date: str | None
+    special_clauses: list[str]
+    free_revisions: int
+    paid_service_included: bool
     created_at: datetime
     signed_at: datetime | None
     revision: int

@@ -84,7 +84,18 @@ TRANSITIONS: dict[ContractStatus, frozenset[ContractStatus]] = {
 
 
 AMENDABLE = frozenset(
-    {"lines", "discount_pct", "payment_terms", "contact", "region", "delivery_address", "requested_delivery_date"}
+    {
+        "lines",
+        "discount_pct",
+        "payment_terms",
+        "contact",
+        "region",
+        "delivery_address",
+        "requested_delivery_date",
+        "special_clauses",
+        "free_revisions",
+        "paid_service_included",
+    }
 )
 AMENDABLE_IN = frozenset({S.DRAFT, S.IN_REVIEW, S.PENDING_APPROVAL, S.APPROVED, S.OUT_FOR_SIGNATURE})
 
@@ -170,6 +181,9 @@ class Contract(Aggregate):
     document_version: int = 0  # the current rendered document (0: none yet)
     document_sha256: str | None = None
     signatures: list[Signature] = field(default_factory=list)
+    special_clauses: list[str] = field(default_factory=list)
+    free_revisions: int = 0  # revisions of the delivered work included free of charge
+    paid_service_included: bool = False  # whether paid service (beyond warranty) is part of the contract
     opportunity_id: uuid.UUID | None = None  # drafted from a won opportunity's accepted quote
     quote_id: uuid.UUID | None = None
     activated_at: datetime | None = None
@@ -199,6 +213,10 @@ class Contract(Aggregate):
                 raise DomainError(f"line {line.sku}: discount must be between 0 and 100 %")
         if not (0 <= self.discount_pct < 100):
             raise DomainError("discount must be between 0 and 100 %")
+        if any(not clause.strip() for clause in self.special_clauses):
+            raise DomainError("a special clause must not be empty")
+        if self.free_revisions < 0:
+            raise DomainError("free revisions must not be negative")
 
     def log(self, action: str, now: datetime, by: str | None, **detail: Any) -> None:
         self.pending_history.append(HistoryEntry(action, now, by, self.revision, detail))
