@@ -66,14 +66,15 @@ async def sign_draft(
 ) -> uuid.UUID:
     """A draft (typed in, or drafted from opportunity.won) through submit, legal approval, every
     approval the policy asks for, send for signature, and both parties signing through their links."""
-    await contract_handlers.submit_contract(contract_id, REP, uow())
+    owner = REP if owner_id == REP.sub else Principal(sub=owner_id, roles=REP.roles)
+    await contract_handlers.submit_contract(contract_id, owner, uow())
     contract = await contract_handlers.review_contract(contract_id, LEGAL, uow(), decision=ReviewDecision.APPROVE)
     while (step := contract.pending_step) is not None:
         approver = Principal(sub=f"{step.role}-1", roles=frozenset({step.role}), region=contract.region)
         contract, _ = await contract_handlers.approve_contract(contract.id, approver, uow())
     _, issued = await contract_handlers.send_for_signature(
         contract.id,
-        REP if owner_id == REP.sub else Principal(sub=owner_id, roles=REP.roles),
+        owner,
         uow(),
         customer=Signatory(customer),
         company=Signatory(company_signatory),
