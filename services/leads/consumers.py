@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 from services.leads import handlers
-from services.leads.config import assignment_policy, get_settings
+from services.leads.config import assignment_policy, get_settings, load_grading_rules
 from services.leads.db import AccountRepository, CustomerEvents, CustomerKeys, SignedContracts
 from services.leads.domain import Account, InvalidIdentifier, MatchKey, MatchKind, normalize_company_name
 from services.leads.domain.timeline import customer_event
@@ -86,10 +86,22 @@ async def _first_contact_deadline(payload: dict, uow: UnitOfWork) -> None:
     await handlers.first_contact_deadline(payload, uow, policy=assignment_policy(get_settings()))
 
 
+async def _import_chunk(payload: dict, uow: UnitOfWork) -> None:
+    settings = get_settings()
+    await handlers.import_chunk(
+        payload,
+        uow,
+        rules=load_grading_rules(settings.grading_rules_path),
+        phone_region=settings.phone_region,
+        policy=assignment_policy(settings),
+    )
+
+
 # Durable timers: each handler runs in the transaction that marks its timer fired.
 TIMERS = {
     handlers.FOLLOW_UP_TIMER: handlers.account_follow_up_due,
     handlers.FIRST_CONTACT_TIMER: _first_contact_deadline,
     handlers.ACCOUNT_CONTACT_TIMER: handlers.account_contact_deadline,
     handlers.ACTIVITY_FOLLOW_UP_TIMER: handlers.follow_up_due,
+    handlers.IMPORT_TIMER: _import_chunk,
 }

@@ -1412,3 +1412,104 @@ class LeadScores:
         query = select(lead_interactions).where(lead_interactions.c.lead_id == lead_id)
         columns = (lead_interactions.c.created_at, lead_interactions.c.id)
         return await fetch_page(self.uow.connection, query, columns, page)
+
+
+# -- bulk import -----------------------------------------------------------------------------------
+
+lead_imports = Table(
+    "lead_imports",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("file_sha256", Text, nullable=False, unique=True),  # the same file imports once
+    Column("filename", Text),
+    Column("status", Text, nullable=False),  # running, done
+    Column("rows_total", Integer, nullable=False),
+    Column("rows_done", Integer, nullable=False),
+    Column("created", Integer, nullable=False),
+    Column("merged", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("created_by", Text, nullable=False),
+    utc_timestamp("created_at", nullable=False),
+    utc_timestamp("finished_at"),
+)
+
+# The parsed rows, waiting for the worker (row_number counts from 1 after the header).
+lead_import_rows = Table(
+    "lead_import_rows",
+    metadata,
+    Column("import_id", UUID(as_uuid=True), nullable=False),
+    Column("row_number", Integer, nullable=False),
+    Column("data", JSONB, nullable=False),
+    PrimaryKeyConstraint("import_id", "row_number", name="pk_lead_import_rows"),
+)
+
+lead_import_errors = Table(
+    "lead_import_errors",
+    metadata,
+    Column("import_id", UUID(as_uuid=True), nullable=False),
+    Column("row_number", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    PrimaryKeyConstraint("import_id", "row_number", name="pk_lead_import_errors"),
+)
+
+
+class LeadImports:
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def create(self, row: dict[str, Any], rows: list[dict[str, Any]]) -> Any | None:
+        """The new import (None when this file was imported already: the unique hash says so)."""
+        inserted = await self.uow.execute(
+            pg_insert(lead_imports)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=["file_sha256"])
+            .returning(lead_imports.c.id)
+        )
+        if inserted.first() is None:
+            return None
+        for start in range(0, len(rows), 5000):
+            chunk = rows[start : start + 5000]
+            await self.uow.execute(
+                lead_import_rows.insert(),
+                [{"import_id": row["id"], "row_number": i + start + 1, "data": data} for i, data in enumerate(chunk)],
+            )
+        return await self.get(row["id"])
+
+    async def by_hash(self, sha256: str) -> Any | None:
+        return (await self.uow.execute(select(lead_imports).where(lead_imports.c.file_sha256 == sha256))).first()
+
+    async def get(self, import_id: uuid.UUID, *, for_update: bool = False) -> Any | None:
+        query = select(lead_imports).where(lead_imports.c.id == import_id)
+        return (await self.uow.execute(query.with_for_update() if for_update else query)).first()
+
+    async def rows(self, import_id: uuid.UUID, after: int, limit: int) -> list[Any]:
+        query = (
+            select(lead_import_rows)
+            .where(lead_import_rows.c.import_id == import_id, lead_import_rows.c.row_number > after)
+            .order_by(lead_import_rows.c.row_number)
+            .limit(limit)
+        )
+        return list((await self.uow.execute(query)).all())
+
+    async def progress(self, import_id: uuid.UUID, **values: Any) -> None:
+        await self.uow.execute(update(lead_imports).where(lead_imports.c.id == import_id).values(**values))
+
+    async def reject(self, import_id: uuid.UUID, row_number: int, error: str) -> None:
+        await self.uow.execute(
+            lead_import_errors.insert().values(import_id=import_id, row_number=row_number, error=error)
+        )
+
+    async def forget_rows(self, import_id: uuid.UUID, up_to: int) -> None:
+        await self.uow.execute(
+            lead_import_rows.delete().where(
+                lead_import_rows.c.import_id == import_id, lead_import_rows.c.row_number <= up_to
+            )
+        )
+
+    async def errors(self, import_id: uuid.UUID) -> list[Any]:
+        query = (
+            select(lead_import_errors)
+            .where(lead_import_errors.c.import_id == import_id)
+            .order_by(lead_import_errors.c.row_number)
+        )
+        return list((await self.uow.execute(query)).all())

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.leads.db import (
@@ -19,6 +23,7 @@ from services.leads.db import (
     LeadClaims,
     LeadConversions,
     LeadFormRepository,
+    LeadImports,
     LeadRepository,
     LeadScores,
     OpportunityRepository,
@@ -130,6 +135,22 @@ async def register_lead(
     owns yet and that no rep registered goes to the rep the assignment rules choose (its
     first-contact clock starts), or to the pool when no rep is eligible.
     """
+    async with uow:
+        lead = await register_in(uow, cmd, principal, rules=rules, phone_region=phone_region, policy=policy)
+        await uow.commit()
+    return lead
+
+
+async def register_in(
+    uow: UnitOfWork,
+    cmd: RegisterLead,
+    principal: Principal,
+    *,
+    rules: GradingRules,
+    phone_region: str,
+    policy: AssignmentPolicy | None = None,
+) -> Lead:
+    """:func:`register_lead`'s work inside an open unit of work (an import registers many in one)."""
     keys = match_keys(
         phone=cmd.phone, email=cmd.email, uscc=cmd.uscc, company_name=cmd.company_name, phone_region=phone_region
     )
@@ -138,62 +159,60 @@ async def register_lead(
     # A rep owns the customers they register first; anyone else's leads (marketing, forms,
     # integrations, managers) are distributed by the assignment rules.
     by_rules = SALES_REP not in principal.roles
-    async with uow:
-        registry = CustomerKeys(uow)
-        claimant = None if by_rules else principal.sub
-        claimed = await registry.claim(keys, owner_id=claimant, now=now, lead_id=lead_id)
-        earlier = await registry.registered([k for k in keys if k not in claimed])
-        owned = [r for r in earlier if r.owner_id is not None]  # keys of pool leads have no owner
-        owner_id, duplicate_of, account_id, due = claimant, None, None, None
-        if earlier:
-            duplicate_of = earlier[0].lead_id
-            account_id = next((r.account_id for r in earlier if r.account_id is not None), None)
-        team = None if by_rules else principal.team
-        if owned:
-            owner_id = owned[0].owner_id
-            team = await _team_of(uow, owner_id, fallback=team if owner_id == principal.sub else None)
-        elif by_rules:
-            chosen = await _choose_by_rules(uow, cmd.region, cmd.industry)
-            if chosen is not None:
-                owner_id, team = chosen.id, chosen.team_id
-                due = now + (policy or DEFAULT_POLICY).first_contact
-        else:
-            team = await _team_of(uow, principal.sub, fallback=principal.team)
-        if owner_id != claimant:
-            # The keys this lead added belong to the same customer, hence to its owner.
-            await registry.transfer(sorted(claimed), owner_id)
-        conflicts = [] if by_rules else [r for r in owned if r.owner_id != principal.sub]
-        lead = Lead.register(
-            rules,
-            assigned_by=principal.sub if due else None,
-            first_contact_due_at=due,
-            id=lead_id,
-            owner_id=owner_id,
-            registered_by=principal.sub,
-            source=cmd.source,
-            created_at=now,
-            company_name=cmd.company_name.strip() if cmd.company_name else None,
-            contact_name=cmd.contact_name,
-            phone=by_kind.get(MatchKind.PHONE),
-            email=by_kind.get(MatchKind.EMAIL),
-            uscc=by_kind.get(MatchKind.USCC),
-            region=cmd.region,
-            industry=cmd.industry,
-            attribution=cmd.attribution,
-            budget=cmd.budget,
-            currency=cmd.currency,
-            decision_timeframe=cmd.decision_timeframe,
-            need_fit=cmd.need_fit,
-            duplicate_of_lead_id=duplicate_of,
-            matched_account_id=account_id,
-            ownership_conflict=bool(conflicts),
-            team=team,
-        )
-        if due is not None:
-            await _start_first_contact_clock(uow, lead, due)
-        await LeadRepository(uow).add(lead)
-        await OwnershipConflicts(uow).record(lead_id, principal.sub, conflicts, now)
-        await uow.commit()
+    registry = CustomerKeys(uow)
+    claimant = None if by_rules else principal.sub
+    claimed = await registry.claim(keys, owner_id=claimant, now=now, lead_id=lead_id)
+    earlier = await registry.registered([k for k in keys if k not in claimed])
+    owned = [r for r in earlier if r.owner_id is not None]  # keys of pool leads have no owner
+    owner_id, duplicate_of, account_id, due = claimant, None, None, None
+    if earlier:
+        duplicate_of = earlier[0].lead_id
+        account_id = next((r.account_id for r in earlier if r.account_id is not None), None)
+    team = None if by_rules else principal.team
+    if owned:
+        owner_id = owned[0].owner_id
+        team = await _team_of(uow, owner_id, fallback=team if owner_id == principal.sub else None)
+    elif by_rules:
+        chosen = await _choose_by_rules(uow, cmd.region, cmd.industry)
+        if chosen is not None:
+            owner_id, team = chosen.id, chosen.team_id
+            due = now + (policy or DEFAULT_POLICY).first_contact
+    else:
+        team = await _team_of(uow, principal.sub, fallback=principal.team)
+    if owner_id != claimant:
+        # The keys this lead added belong to the same customer, hence to its owner.
+        await registry.transfer(sorted(claimed), owner_id)
+    conflicts = [] if by_rules else [r for r in owned if r.owner_id != principal.sub]
+    lead = Lead.register(
+        rules,
+        assigned_by=principal.sub if due else None,
+        first_contact_due_at=due,
+        id=lead_id,
+        owner_id=owner_id,
+        registered_by=principal.sub,
+        source=cmd.source,
+        created_at=now,
+        company_name=cmd.company_name.strip() if cmd.company_name else None,
+        contact_name=cmd.contact_name,
+        phone=by_kind.get(MatchKind.PHONE),
+        email=by_kind.get(MatchKind.EMAIL),
+        uscc=by_kind.get(MatchKind.USCC),
+        region=cmd.region,
+        industry=cmd.industry,
+        attribution=cmd.attribution,
+        budget=cmd.budget,
+        currency=cmd.currency,
+        decision_timeframe=cmd.decision_timeframe,
+        need_fit=cmd.need_fit,
+        duplicate_of_lead_id=duplicate_of,
+        matched_account_id=account_id,
+        ownership_conflict=bool(conflicts),
+        team=team,
+    )
+    if due is not None:
+        await _start_first_contact_clock(uow, lead, due)
+    await LeadRepository(uow).add(lead)
+    await OwnershipConflicts(uow).record(lead_id, principal.sub, conflicts, now)
     return lead
 
 
@@ -1338,3 +1357,153 @@ async def merge_leads(
         await repository.save(survivor)
         await uow.commit()
     return survivor
+
+
+# -- bulk import (CSV) ---------------------------------------------------------------------------
+
+IMPORT_TIMER = "lead_import.chunk"
+IMPORT_CHUNK = 500
+IMPORT_COLUMNS = (
+    "source",
+    "company_name",
+    "contact_name",
+    "phone",
+    "email",
+    "uscc",
+    "region",
+    "industry",
+    "campaign",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+)
+
+
+def parse_csv(content: bytes) -> list[dict[str, str]]:
+    """The rows of a UTF-8 CSV (a BOM is fine) whose header names known columns; 422 otherwise."""
+    try:
+        text_ = content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DomainError("the file is not UTF-8 CSV") from exc
+    if "\x00" in text_:
+        raise DomainError("the file contains NUL characters")
+    reader = csv.DictReader(io.StringIO(text_, newline=""))
+    header = [h.strip() for h in reader.fieldnames or []]
+    unknown = [h for h in header if h not in IMPORT_COLUMNS]
+    if not header or unknown or not {"company_name", "phone", "email"} & set(header):
+        raise DomainError(
+            f"the header must name columns among {', '.join(IMPORT_COLUMNS)} (one of company_name, phone, "
+            f"email at least); unknown: {', '.join(unknown) or 'none'}"
+        )
+    reader.fieldnames = header
+    rows = []
+    for row in reader:
+        rows.append({k: v.strip() for k, v in row.items() if k in IMPORT_COLUMNS and isinstance(v, str) and v.strip()})
+    return rows
+
+
+async def start_import(content: bytes, filename: str | None, principal: Principal, uow: UnitOfWork) -> tuple[Any, bool]:
+    """Store a CSV's rows for the worker; the same file again is the same import (False)."""
+    sha = hashlib.sha256(content).hexdigest()
+    async with uow:
+        imports = LeadImports(uow)
+        existing = await imports.by_hash(sha)
+        if existing is not None:
+            return existing, False
+        rows = parse_csv(content)
+        import_id, now = uuid.uuid4(), _now()
+        row = {
+            "id": import_id,
+            "file_sha256": sha,
+            "filename": filename,
+            "status": "running",
+            "rows_total": len(rows),
+            "rows_done": 0,
+            "created": 0,
+            "merged": 0,
+            "rejected": 0,
+            "created_by": principal.sub,
+            "created_at": now,
+        }
+        created = await imports.create(row, rows)
+        if created is None:  # the same file, uploaded twice at once
+            await uow.rollback()
+            return await imports.by_hash(sha), False
+        if not rows:
+            await imports.progress(import_id, status="done", finished_at=now)
+        else:
+            await schedule_timer(
+                uow, IMPORT_TIMER, key=f"{import_id}:0", due_at=now, payload={"import_id": str(import_id), "after": 0}
+            )
+        await uow.commit()
+        return created, True
+
+
+async def import_chunk(
+    payload: dict, uow: UnitOfWork, *, rules: GradingRules, phone_region: str, policy: AssignmentPolicy
+) -> None:
+    """Register the next rows of an import (each row in a savepoint: a bad row is reported, the
+    others go on), then schedule the next chunk. One timer per chunk: it runs once."""
+    import_id, after = uuid.UUID(payload["import_id"]), int(payload["after"])
+    imports = LeadImports(uow)
+    state = await imports.get(import_id, for_update=True)
+    if state is None or state.rows_done != after:
+        return
+    principal = Principal(sub=f"import:{import_id}", roles=frozenset({INTEGRATION}))
+    created = merged = rejected = 0
+    rows = await imports.rows(import_id, after, IMPORT_CHUNK)
+    for row in rows:
+        data = dict(row.data)
+        try:
+            async with uow.savepoint():
+                cmd = RegisterLead(
+                    source=LeadSource(data.pop("source", LeadSource.IMPORT.value)),
+                    attribution=Attribution(
+                        **{k: data.pop(k) for k in list(data) if k == "campaign" or k.startswith("utm_")}
+                    ),
+                    **data,
+                )
+                lead = await register_in(uow, cmd, principal, rules=rules, phone_region=phone_region, policy=policy)
+            if lead.duplicate_of_lead_id or lead.matched_account_id:
+                merged += 1
+            else:
+                created += 1
+        except (DomainError, ValueError) as exc:
+            rejected += 1
+            await imports.reject(import_id, row.row_number, str(exc)[:500])
+    done = after + len(rows)
+    await imports.forget_rows(import_id, done)
+    finished = done >= state.rows_total
+    await imports.progress(
+        import_id,
+        rows_done=done,
+        created=state.created + created,
+        merged=state.merged + merged,
+        rejected=state.rejected + rejected,
+        status="done" if finished else "running",
+        finished_at=_now() if finished else None,
+    )
+    if not finished:
+        await schedule_timer(
+            uow,
+            IMPORT_TIMER,
+            key=f"{import_id}:{done}",
+            due_at=_now(),
+            payload={"import_id": str(import_id), "after": done},
+        )
+
+
+async def get_import(import_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> Any:
+    async with uow:
+        state = await LeadImports(uow).get(import_id)
+    if state is None or not (principal.is_admin or state.created_by == principal.sub):
+        raise NotFound(f"no lead import {import_id}")
+    return state
+
+
+async def import_errors(import_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> list[Any]:
+    await get_import(import_id, principal, uow)
+    async with uow:
+        return await LeadImports(uow).errors(import_id)

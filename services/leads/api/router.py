@@ -67,7 +67,7 @@ def sales_routers() -> list[APIRouter]:
 
 def capture_routers() -> list[APIRouter]:
     """Sales reps and teams, the public pool and assignment, activities."""
-    from services.leads.api import activities, forms, interactions, merge, pool, reps
+    from services.leads.api import activities, forms, imports, interactions, merge, pool, reps
 
     return [
         reps.team_router,
@@ -78,4 +78,5 @@ def capture_routers() -> list[APIRouter]:
         forms.router,
         interactions.router,
         merge.router,
+        imports.router,
     ]
