@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from services.contracts.domain import ApprovalStep, Contract, ContractLine, ContractStatus, Review
 from services.contracts.domain.contract import HistoryEntry
 from services.contracts.domain.document import Document, SignedArchive
+from services.contracts.domain.payment import PaymentPlan
 from services.contracts.domain.signing import Party, Signatory, Signature, SigningLink
 from shared.db import service_metadata, utc_timestamp
 from shared.events import ContactInfo
@@ -70,6 +71,7 @@ contracts = Table(
     Column("document_version", Integer, nullable=False, server_default=text("0")),
     Column("document_sha256", String(64)),
     Column("signatures", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("payment_plan", JSONB(none_as_null=True)),  # SQL NULL, not JSON null, when there is no plan
     Column("special_clauses", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("free_revisions", Integer, nullable=False, server_default=text("0")),
     Column("paid_service_included", Boolean, nullable=False, server_default=text("false")),
@@ -149,6 +151,7 @@ REVIEWS = json_codec(list[Review])
 APPROVALS = json_codec(list[ApprovalStep])
 SIGNATURES = json_codec(list[Signature])
 DETAIL = json_codec(dict[str, Any])
+PLAN = json_codec(PaymentPlan | None)
 
 
 class ContractRepository(Repository[Contract]):
@@ -193,6 +196,7 @@ class ContractRepository(Repository[Contract]):
             "document_version": contract.document_version,
             "document_sha256": contract.document_sha256,
             "signatures": SIGNATURES.dump_python(contract.signatures, mode="json"),
+            "payment_plan": PLAN.dump_python(contract.payment_plan, mode="json"),
             "special_clauses": list(contract.special_clauses),
             "free_revisions": contract.free_revisions,
             "paid_service_included": contract.paid_service_included,
@@ -233,6 +237,7 @@ class ContractRepository(Repository[Contract]):
             document_version=row.document_version,
             document_sha256=row.document_sha256,
             signatures=SIGNATURES.validate_python(row.signatures),
+            payment_plan=PLAN.validate_python(row.payment_plan),
             special_clauses=list(row.special_clauses),
             free_revisions=row.free_revisions,
             paid_service_included=row.paid_service_included,

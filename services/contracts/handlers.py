@@ -24,6 +24,7 @@ from services.contracts.domain import (
     ReviewDecision,
 )
 from services.contracts.domain.document import Document, SignedArchive
+from services.contracts.domain.payment import PaymentPlan
 from services.contracts.domain.signing import (
     LinkRefused,
     LinkState,
@@ -55,6 +56,7 @@ class DraftContract:
     delivery_address: str | None = None
     requested_delivery_date: str | None = None
     special_clauses: tuple[str, ...] = ()
+    payment_plan: PaymentPlan | None = None  # when given, payment_terms is its description
     free_revisions: int = 0
     paid_service_included: bool = False
     owner_role: str = "sales_rep"  # whose discount authority the approval routing starts from

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
+from pydantic import TypeAdapter
 
 from services.contracts import handlers
 from services.contracts.api import signing_page
@@ -33,6 +34,7 @@ from services.contracts.api.schemas import (
 from services.contracts.config import get_settings
 from services.contracts.domain import ClauseComment, ContractLine, ContractStatus, ReviewDecision
 from services.contracts.domain.document import sha256_hex
+from services.contracts.domain.payment import Instalment, PaymentPlan, PlanKind
 from services.contracts.domain.signing import Party, Signatory, SigningLink
 from services.contracts.pdf import render_pdf
 from shared.api import SafeStr
@@ -54,6 +56,7 @@ from shared.pagination import Page, PageParams, page_params, paginated
 from shared.service import expected_version, get_uow
 from shared.uow import UnitOfWork
 
+PLAN_JSON = TypeAdapter(PaymentPlan | None)
 router = APIRouter(prefix="/v1/contracts", tags=["contracts"], route_class=IdempotentRoute)
 
 Writer = Annotated[Principal, Depends(require_roles(SALES_REP, SALES_MANAGER, ADMIN))]
@@ -100,6 +103,7 @@ async def create_contract(body: ContractCreate, response: Response, principal: W
         delivery_address=body.delivery_address,
         requested_delivery_date=body.requested_delivery_date,
         special_clauses=tuple(body.special_clauses),
+        payment_plan=payment_plan(body.payment_plan.model_dump()) if body.payment_plan else None,
         free_revisions=body.free_revisions,
         paid_service_included=body.paid_service_included,
         owner_role=handlers.owner_role_for(principal, owner_id),
@@ -153,6 +157,8 @@ async def amend_contract(
     terms = body.model_dump(exclude_unset=True)
     if "lines" in terms:
         terms["lines"] = [ContractLine(**line) for line in terms["lines"]]
+    if "payment_plan" in terms:
+        terms["payment_plan"] = payment_plan(terms["payment_plan"]) if terms["payment_plan"] else None
     if "contact" in terms:
         terms["contact"] = ContactInfo(**terms["contact"]) if terms["contact"] else None
     if not terms:
@@ -415,6 +421,16 @@ async def revoke_signing_link(
     return _link(link, datetime.now(UTC))
 
 
+def payment_plan(plan: dict) -> PaymentPlan:
+    """The domain plan from the request's (an amendment's holds only the fields sent)."""
+    return PaymentPlan(
+        kind=PlanKind(plan["kind"]),
+        prepayment_pct=plan.get("prepayment_pct"),
+        net_days=plan.get("net_days"),
+        instalments=tuple(Instalment(**i) for i in plan.get("instalments", ())),
+    )
+
+
 def document_headers(sha256_hex: str) -> dict[str, str]:
     digest = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
     return {"Repr-Digest": f"sha-256=:{digest}:", "ETag": f'"{sha256_hex}"', "Cache-Control": "private, no-store"}
@@ -448,5 +464,6 @@ def _read(contract) -> ContractRead:
             "total_amount": contract.total_amount,
             "lines": [{**line.__dict__, "amount": line.amount} for line in contract.lines],
             "contact": contract.contact.model_dump() if contract.contact else None,
+            "payment_plan": PLAN_JSON.dump_python(contract.payment_plan, mode="json"),
         }
     )

@@ -16,6 +16,22 @@ Percent = Annotated[Decimal, Field(ge=0, lt=100, max_digits=5, decimal_places=2)
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
 
+class InstalmentIn(ApiModel):
+    pct: Annotated[Decimal, Field(gt=0, le=100, max_digits=5, decimal_places=2)]
+    due_days: Annotated[int, Field(ge=0, le=365, description="Days after signing; 0: on signing (an advance)")]
+
+
+class PaymentPlanIn(ApiModel):
+    """Structured payment terms; the contract's `payment_terms` becomes their description."""
+
+    kind: Literal["prepayment", "net", "instalments"]
+    prepayment_pct: Annotated[Decimal, Field(gt=0, le=100, max_digits=5, decimal_places=2)] | None = None
+    net_days: Annotated[int, Field(ge=0, le=365)] | None = Field(
+        None, description="net N days; after a partial prepayment, for the balance"
+    )
+    instalments: Annotated[list[InstalmentIn], Field(max_length=24)] = []
+
+
 class ContactIn(ApiModel):
     name: Text
     email: Annotated[str, Field(max_length=254)] | None = None
@@ -47,6 +63,7 @@ class ContractCreate(ApiModel):
     payment_terms: Annotated[str, Field(min_length=1, max_length=200)] = "net 30"
     delivery_address: Annotated[str, Field(max_length=500)] | None = None
     requested_delivery_date: Annotated[str, Field(max_length=32)] | None = None
+    payment_plan: PaymentPlanIn | None = Field(None, description="Structured terms; they set payment_terms")
     special_clauses: Annotated[list[Annotated[str, Field(min_length=1, max_length=2000)]], Field(max_length=50)] = []
     free_revisions: Annotated[int, Field(ge=0, le=100, description="Revisions included free of charge")] = 0
     paid_service_included: bool = Field(False, description="Whether paid service (beyond warranty) is included")
@@ -68,6 +85,7 @@ class ContractAmend(ApiModel):
     ) = None
     free_revisions: Annotated[int, Field(ge=0, le=100)] | None = None
     paid_service_included: bool | None = None
+    payment_plan: PaymentPlanIn | None = Field(None, description="Structured terms; null: free-text terms only")
 
 
 class DocumentRead(ApiResponse):
@@ -240,6 +258,7 @@ class ContractRead(ApiResponse):
     payment_terms: str
     delivery_address: str | None
     requested_delivery_date: str | None
+    payment_plan: dict[str, Any] | None = Field(description="The structured payment terms, if any")
     special_clauses: list[str]
     free_revisions: int
     paid_service_included: bool

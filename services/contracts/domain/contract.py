@@ -23,6 +23,7 @@ from typing import Any
 
 from services.contracts.domain.approval import ApprovalStep, StepStatus, deciding_level, route
 from services.contracts.domain.document import Document
+from services.contracts.domain.payment import PaymentPlan
 from services.contracts.domain.signing import Party, Signature, SigningLink
 from shared.domain import Aggregate, DomainError, InvalidTransition
 from shared.events import (
@@ -93,6 +94,7 @@ AMENDABLE = frozenset(
         "delivery_address",
         "requested_delivery_date",
         "special_clauses",
+        "payment_plan",
         "free_revisions",
         "paid_service_included",
     }
@@ -181,6 +183,7 @@ class Contract(Aggregate):
     document_version: int = 0  # the current rendered document (0: none yet)
     document_sha256: str | None = None
     signatures: list[Signature] = field(default_factory=list)
+    payment_plan: PaymentPlan | None = None  # when given, payment_terms is its description
     special_clauses: list[str] = field(default_factory=list)
     free_revisions: int = 0  # revisions of the delivered work included free of charge
     paid_service_included: bool = False  # whether paid service (beyond warranty) is part of the contract
@@ -202,6 +205,9 @@ class Contract(Aggregate):
         return money(self.subtotal_amount * (HUNDRED - self.discount_pct) / HUNDRED)
 
     def _check_terms(self) -> None:
+        if self.payment_plan is not None:
+            self.payment_plan.check()
+            self.payment_terms = self.payment_plan.describe()
         if not self.lines:
             raise DomainError("a contract needs at least one line")
         for line in self.lines:
@@ -327,7 +333,10 @@ class Contract(Aggregate):
             raise DomainError(f"these terms cannot be amended: {', '.join(sorted(unknown))}")
         if self.status not in AMENDABLE_IN:
             raise InvalidTransition(f"a {self.status} contract cannot be amended")
-        before = {name: getattr(self, name) for name in terms}
+        sent = sorted(terms)
+        if "payment_terms" in terms and "payment_plan" not in terms:
+            terms = {**terms, "payment_plan": None}  # free-text terms replace a structured plan
+        before = {name: getattr(self, name) for name in {*terms, "payment_terms"}}
         for name, value in terms.items():
             setattr(self, name, value)
         try:
@@ -341,7 +350,7 @@ class Contract(Aggregate):
             self._supersede_pending_steps()
             self._back_to_draft()
         self.version += 1  # no event: the new document version and the history say what changed
-        self.log("amended", now, by, terms=sorted(terms), previous_status=was.value)
+        self.log("amended", now, by, terms=sent, previous_status=was.value)
 
     def attach_document(self, document: Document) -> None:
         """The rendered document of the current terms becomes the contract's current version."""
