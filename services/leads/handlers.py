@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -1389,30 +1390,53 @@ def parse_csv(content: bytes) -> list[dict[str, str]]:
         raise DomainError("the file is not UTF-8 CSV") from exc
     if "\x00" in text_:
         raise DomainError("the file contains NUL characters")
-    reader = csv.DictReader(io.StringIO(text_, newline=""))
-    header = [h.strip() for h in reader.fieldnames or []]
-    unknown = [h for h in header if h not in IMPORT_COLUMNS]
+    reader = csv.reader(io.StringIO(text_, newline=""))
+    return _import_rows(next(reader, []), reader)
+
+
+def parse_xlsx(content: bytes) -> list[dict[str, str]]:
+    """The rows of an XLSX workbook's first sheet (the first row is the header)."""
+    import openpyxl  # only imports need it
+
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except Exception as exc:
+        raise DomainError("the file is not an XLSX workbook") from exc
+    try:
+        cells = workbook.worksheets[0].iter_rows(values_only=True)
+        as_text = ([("" if v is None else str(v)).replace("\x00", "") for v in row] for row in cells)
+        return _import_rows(next(as_text, []), as_text)
+    finally:
+        workbook.close()
+
+
+def _import_rows(header: list[str], rows: Iterable[list[str]]) -> list[dict[str, str]]:
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    unknown = [h for h in header if h and h not in IMPORT_COLUMNS]
     if not header or unknown or not {"company_name", "phone", "email"} & set(header):
         raise DomainError(
             f"the header must name columns among {', '.join(IMPORT_COLUMNS)} (one of company_name, phone, "
             f"email at least); unknown: {', '.join(unknown) or 'none'}"
         )
-    reader.fieldnames = header
-    rows = []
-    for row in reader:
-        rows.append({k: v.strip() for k, v in row.items() if k in IMPORT_COLUMNS and isinstance(v, str) and v.strip()})
-    return rows
+    out = []
+    for row in rows:
+        values = {h: v.strip() for h, v in zip(header, row, strict=False) if h and v and v.strip()}
+        if any(row):
+            out.append(values)
+    return out
 
 
-async def start_import(content: bytes, filename: str | None, principal: Principal, uow: UnitOfWork) -> tuple[Any, bool]:
-    """Store a CSV's rows for the worker; the same file again is the same import (False)."""
+async def start_import(
+    content: bytes, filename: str | None, principal: Principal, uow: UnitOfWork, *, xlsx: bool = False
+) -> tuple[Any, bool]:
+    """Store a CSV's or XLSX's rows for the worker; the same file again is the same import (False)."""
     sha = hashlib.sha256(content).hexdigest()
     async with uow:
         imports = LeadImports(uow)
         existing = await imports.by_hash(sha)
         if existing is not None:
             return existing, False
-        rows = parse_csv(content)
+        rows = parse_xlsx(content) if xlsx else parse_csv(content)
         import_id, now = uuid.uuid4(), _now()
         row = {
             "id": import_id,

@@ -58,3 +58,35 @@ async def test_bad_files_are_refused(system: System, clean_db: asyncpg.Connectio
         response = await leads.post("/v1/lead-imports", content=content, headers={**headers, **MARKETING})
         assert response.status_code == status, response.text
     assert await clean_db.fetchval("SELECT count(*) FROM leads.lead_imports") == 0
+
+
+async def test_an_xlsx_imports_like_a_csv(system: System, clean_db: asyncpg.Connection) -> None:
+    import io
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["company_name", "phone", "region"])
+    sheet.append(["ＡＢＣ科技有限公司", "138 0013 8000", "east"])
+    sheet.append(["Other Co", 8613800138001, None])  # a number cell
+    sheet.append(["Bad", "12345", None])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    leads = await system.client("leads")
+    xlsx = {"Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+    started = await leads.post("/v1/lead-imports", content=buffer.getvalue(), headers={**xlsx, **MARKETING})
+    assert started.status_code == 202, started.text
+    await system.start_worker("leads")
+    url = f"/v1/lead-imports/{started.json()['id']}"
+
+    async def finished():
+        body = (await leads.get(url, headers=MARKETING)).json()
+        return body if body["status"] == "done" else None
+
+    done = await wait_until(finished, timeout=60, what="the import to finish")
+    assert (done["rows_total"], done["created"], done["merged"], done["rejected"]) == (3, 2, 0, 1)
+    phones = {r["phone"] for r in await clean_db.fetch("SELECT phone FROM leads.leads")}
+    assert phones == {"+8613800138000", "+8613800138001"}
+    not_xlsx = await leads.post("/v1/lead-imports", content=b"company_name\nA\n", headers={**xlsx, **MARKETING})
+    assert not_xlsx.status_code == 422

@@ -22,6 +22,8 @@ router = APIRouter(prefix="/v1/lead-imports", tags=["lead imports"])
 Importer = Annotated[Principal, Depends(require_roles(MARKETING_DIRECTOR, SALES_MANAGER, ADMIN))]
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 MAX_BYTES = 50 * 1024 * 1024
+CSV = "text/csv"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class LeadImportRead(ApiResponse):
@@ -44,7 +46,10 @@ class LeadImportRead(ApiResponse):
     response_model=LeadImportRead,
     responses=problem_responses(400, 401, 403, 413, 415, 422),
     openapi_extra={
-        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}}}
+        "requestBody": {
+            "required": True,
+            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in (CSV, XLSX)},
+        }
     },
 )
 async def start_import(
@@ -54,16 +59,18 @@ async def start_import(
     uow: Uow,
     x_filename: Annotated[str | None, Header(max_length=255)] = None,
 ) -> LeadImportRead:
-    """Upload a UTF-8 CSV (`Content-Type: text/csv`; columns among source, company_name,
+    """Upload a UTF-8 CSV (`Content-Type: text/csv`) or an XLSX workbook (its first sheet; header
+    in the first row). Columns among source, company_name,
     contact_name, phone, email, uscc, region, industry, campaign, utm_*). The worker registers the
     rows in the background like any other lead (matched, de-duplicated, assigned by the rules);
     follow `GET /v1/lead-imports/{id}`. The same file again (by SHA-256) is the same import (200)."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "text/csv":
-        raise Problem(415, detail="send the file as text/csv")
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in (CSV, XLSX):
+        raise Problem(415, detail=f"send the file as {CSV} or {XLSX}")
     content = await request.body()
     if len(content) > MAX_BYTES:
         raise Problem(413, detail=f"at most {MAX_BYTES} bytes")
-    state, created = await handlers.start_import(content, x_filename, principal, uow)
+    state, created = await handlers.start_import(content, x_filename, principal, uow, xlsx=media_type == XLSX)
     response.status_code = 202 if created else 200
     response.headers["Location"] = f"/v1/lead-imports/{state.id}"
     return LeadImportRead.model_validate(state._mapping)
