@@ -96,6 +96,16 @@ async def draft_contract(cmd: DraftContract, uow: UnitOfWork) -> Contract:
     return contract
 
 
+async def _revoke_active_links(
+    links: SigningLinkRepository, contract: Contract, principal: Principal, now: datetime, *, party: Party | None = None
+) -> None:
+    """Revoke the contract's (or one party's) links still usable, each noted in the history."""
+    for link in await links.for_contract(contract.id, for_update=True):
+        if link.state(now) == LinkState.ACTIVE and party in (None, link.party):
+            await links.save(link.revoked(now, by=principal.sub))
+            contract.log("signing_link_revoked", now, principal.sub, party=link.party.value, link_id=link.id)
+
+
 async def draft_from_won_opportunity(event: OpportunityWon, uow: UnitOfWork) -> Contract | None:
     """The draft of a won opportunity, once: None when that opportunity already has its contract
     (the consumer's unit of work is open; the runner commits)."""
@@ -118,9 +128,7 @@ async def amend_contract(
         contract = await contracts.get_for_change(contract_id, principal, if_match=if_match)
         now = datetime.now(UTC)
         contract.amend(terms, by=principal.sub, now=now)
-        for link in await links.for_contract(contract.id, for_update=True):
-            if link.state(now) == LinkState.ACTIVE:
-                await links.save(link.revoked(now, by=principal.sub))
+        await _revoke_active_links(links, contract, principal, now)
         await _save(contracts, contract, now)
         await uow.commit()
     return contract
@@ -269,9 +277,7 @@ async def send_for_signature(
             for party, who in ((Party.CUSTOMER, customer), (Party.COMPANY, company))
         ]
         contract.send_for_signature([i.link for i in issued], by=principal.sub, now=now)
-        for old in await links.for_contract(contract.id, for_update=True):  # an earlier round's links
-            if old.state(now) == LinkState.ACTIVE:
-                await links.save(old.revoked(now, by=principal.sub))
+        await _revoke_active_links(links, contract, principal, now)  # an earlier round's links
         for i in issued:
             await links.add(i.link)
         await contracts.save(contract)
@@ -301,15 +307,12 @@ async def reissue_signing_link(
         if contract.status != ContractStatus.OUT_FOR_SIGNATURE:
             raise InvalidTransition(f"a {contract.status} contract has no signing links to reissue")
         now = datetime.now(UTC)
-        existing = [link for link in await links.for_contract(contract.id, for_update=True) if link.party == party]
         if signatory is None:
+            existing = [link for link in await links.for_contract(contract.id) if link.party == party]
             if not existing:
                 raise DomainError(f"name the {party} signatory")
             signatory = existing[-1].signatory
-        for old in existing:
-            if old.state(now) == LinkState.ACTIVE:
-                await links.save(old.revoked(now, by=principal.sub))
-                contract.log("signing_link_revoked", now, principal.sub, party=party.value, link_id=old.id)
+        await _revoke_active_links(links, contract, principal, now, party=party)
         issued = IssuedLink(
             *SigningLink.issue(
                 contract_id=contract.id, revision=contract.revision, party=party, signatory=signatory, now=now, ttl=ttl

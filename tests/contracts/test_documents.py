@@ -104,6 +104,9 @@ async def test_a_changed_document_invalidates_the_outstanding_links(
             await open_link(link["token"])
     listed = await contracts.get(f"/v1/contracts/{contract['id']}/signing-links", headers=REP)
     assert {x["state"] for x in listed.json()} == {"revoked"}
+    history = (await contracts.get(f"/v1/contracts/{contract['id']}/history", headers=REP)).json()["items"]
+    assert [e["action"] for e in history[-3:]] == ["amended", "signing_link_revoked", "signing_link_revoked"]
+    assert {e["detail"]["party"] for e in history[-2:]} == {"customer", "company"}
 
 
 async def test_a_tampered_document_is_never_served(system: System, clean_db: asyncpg.Connection) -> None:
