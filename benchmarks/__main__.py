@@ -27,7 +27,9 @@ is 1 only when a benchmark could not run (or lost or duplicated events, or had f
 8. SLA timer throughput: timers fired per second by the service desk worker vs a bare
    ``SKIP LOCKED`` claim-and-mark loop (``benchmarks/sla_timers.py``);
 9. opportunity won → contract draft listed by the contracts API, vs one bare broker hop, and
-   contracts drafted per second vs bare aio-pika saturation (``benchmarks/won_to_draft.py``).
+   contracts drafted per second vs bare aio-pika saturation (``benchmarks/won_to_draft.py``);
+10. bulk lead import: CSV rows registered per second by the leads worker (5,000 quick, 100,000
+   full, one in ten a duplicate) vs bare batched inserts (``benchmarks/lead_import.py``).
 
 ``--quick`` is a smoke run of about a minute (short windows); the full run takes a few minutes.
 """
@@ -58,6 +60,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "7": ("benchmarks.tickets", "tickets created per second"),
     "8": ("benchmarks.sla_timers", "SLA timer throughput"),
     "9": ("benchmarks.won_to_draft", "opportunity won → contract draft"),
+    "10": ("benchmarks.lead_import", "bulk lead import"),
 }
 
 
