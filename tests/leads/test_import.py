@@ -12,6 +12,14 @@ MARKETING = auth("mkt-1", "marketing_director")
 CSV = {"Content-Type": "text/csv", "X-Filename": "fair.csv"}
 
 
+async def finished(leads, url: str, *, timeout: float) -> dict:
+    async def done():
+        body = (await leads.get(url, headers=MARKETING)).json()
+        return body if body["status"] == "done" else None
+
+    return await wait_until(done, timeout=timeout, what="the import to finish")
+
+
 def csv_file(rows: list[str]) -> bytes:
     return ("\ufeffcompany_name,phone,email,region,campaign\n" + "\n".join(rows) + "\n").encode()
 
@@ -32,11 +40,7 @@ async def test_a_csv_imports_in_the_background(system: System, clean_db: asyncpg
     await system.start_worker("leads")
     url = f"/v1/lead-imports/{state['id']}"
 
-    async def finished():
-        body = (await leads.get(url, headers=MARKETING)).json()
-        return body if body["status"] == "done" else None
-
-    done = await wait_until(finished, timeout=120, what="the import to finish")
+    done = await finished(leads, url, timeout=120)
     assert (done["rows_done"], done["created"], done["merged"], done["rejected"]) == (1203, 1200, 1, 2)
     assert await clean_db.fetchval("SELECT count(*) FROM leads.leads WHERE owner_id = 'r1'") == 1201
     assert await clean_db.fetchval("SELECT count(*) FROM leads.lead_import_rows") == 0
@@ -80,11 +84,7 @@ async def test_an_xlsx_imports_like_a_csv(system: System, clean_db: asyncpg.Conn
     await system.start_worker("leads")
     url = f"/v1/lead-imports/{started.json()['id']}"
 
-    async def finished():
-        body = (await leads.get(url, headers=MARKETING)).json()
-        return body if body["status"] == "done" else None
-
-    done = await wait_until(finished, timeout=60, what="the import to finish")
+    done = await finished(leads, url, timeout=60)
     assert (done["rows_total"], done["created"], done["merged"], done["rejected"]) == (3, 2, 0, 1)
     phones = {r["phone"] for r in await clean_db.fetch("SELECT phone FROM leads.leads")}
     assert phones == {"+8613800138000", "+8613800138001"}

@@ -32,9 +32,7 @@ async def log_lead_activity(
     """Log an activity on a lead. A call, visit, e-mail or meeting is a contact: the owner's
     first one stops the lead's first-contact clock. `next_follow_up_at` raises
     `activity.follow_up_due` when due. Emits `activity.logged`. Send `Idempotency-Key`."""
-    activity = await handlers.log_activity(_command(body, lead_id=lead_id), principal, uow)
-    response.headers["Location"] = f"/v1/leads/{lead_id}/activities"
-    return _read(activity)
+    return await _log(body, response, principal, uow, f"/v1/leads/{lead_id}/activities", lead_id=lead_id)
 
 
 @router.get("/v1/leads/{lead_id}/activities", response_model=Page[ActivityRead], responses=LIST_PROBLEMS)
@@ -46,8 +44,7 @@ async def list_lead_activities(
     uow: Uow,
     page: Annotated[PageParams, Depends(page_params)],
 ) -> Page[ActivityRead]:
-    items, next_cursor = await handlers.list_activities(principal, uow, page, lead_id=lead_id)
-    return paginated(request, response, [_read(a) for a in items], next_cursor)
+    return await _list(request, response, principal, uow, page, lead_id=lead_id)
 
 
 @router.post(
@@ -58,9 +55,8 @@ async def log_account_activity(
 ) -> ActivityRead:
     """Log an activity on an account. A contact within the new account's deadline (7 days by
     default) keeps `account.contact_overdue` from being raised. Send `Idempotency-Key`."""
-    activity = await handlers.log_activity(_command(body, account_id=account_id), principal, uow)
-    response.headers["Location"] = f"/v1/accounts/{account_id}/activities"
-    return _read(activity)
+    location = f"/v1/accounts/{account_id}/activities"
+    return await _log(body, response, principal, uow, location, account_id=account_id)
 
 
 @router.get("/v1/accounts/{account_id}/activities", response_model=Page[ActivityRead], responses=LIST_PROBLEMS)
@@ -72,12 +68,13 @@ async def list_account_activities(
     uow: Uow,
     page: Annotated[PageParams, Depends(page_params)],
 ) -> Page[ActivityRead]:
-    items, next_cursor = await handlers.list_activities(principal, uow, page, account_id=account_id)
-    return paginated(request, response, [_read(a) for a in items], next_cursor)
+    return await _list(request, response, principal, uow, page, account_id=account_id)
 
 
-def _command(body: ActivityCreate, **parent: uuid.UUID) -> handlers.LogActivity:
-    return handlers.LogActivity(
+async def _log(
+    body: ActivityCreate, response: Response, principal: Principal, uow: UnitOfWork, location: str, **parent: uuid.UUID
+) -> ActivityRead:
+    cmd = handlers.LogActivity(
         kind=body.kind,
         occurred_at=body.occurred_at,
         outcome=body.outcome,
@@ -85,6 +82,16 @@ def _command(body: ActivityCreate, **parent: uuid.UUID) -> handlers.LogActivity:
         next_follow_up_at=body.next_follow_up_at,
         **parent,
     )
+    activity = await handlers.log_activity(cmd, principal, uow)
+    response.headers["Location"] = location
+    return _read(activity)
+
+
+async def _list(
+    request: Request, response: Response, principal: Principal, uow: UnitOfWork, page: PageParams, **parent: uuid.UUID
+) -> Page[ActivityRead]:
+    items, next_cursor = await handlers.list_activities(principal, uow, page, **parent)
+    return paginated(request, response, [_read(a) for a in items], next_cursor)
 
 
 def _read(activity: Activity) -> ActivityRead:
