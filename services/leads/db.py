@@ -39,6 +39,7 @@ from services.leads.domain import (
     AccountClassification,
     Activity,
     ActivityKind,
+    ActivityStatus,
     Attribution,
     DecisionTimeframe,
     Grade,
@@ -992,6 +993,9 @@ activities = Table(
     utc_timestamp("next_follow_up_at"),
     Column("first_contact", Boolean, nullable=False),
     utc_timestamp("created_at", nullable=False),
+    Column("status", Text, nullable=False, server_default="done"),
+    Column("reviewed_by", Text),
+    utc_timestamp("reported_at"),
     Index("ix_activities_lead_id_created_at_id", "lead_id", "created_at", "id"),
     Index("ix_activities_account_id_created_at_id", "account_id", "created_at", "id"),
 )
@@ -1031,6 +1035,7 @@ class ActivityRepository(Repository[Activity]):
         query = select(activities.c.id).where(
             activities.c.account_id == account_id,
             activities.c.kind.in_([k.value for k in CONTACT_KINDS]),
+            activities.c.status == ActivityStatus.DONE.value,
             activities.c.occurred_at >= since,
         )
         return (await self.uow.execute(query.limit(1))).first() is not None
@@ -1049,6 +1054,9 @@ class ActivityRepository(Repository[Activity]):
             "next_follow_up_at": a.next_follow_up_at,
             "first_contact": a.first_contact,
             "created_at": a.created_at,
+            "status": a.status.value,
+            "reviewed_by": a.reviewed_by,
+            "reported_at": a.reported_at,
         }
 
     def from_row(self, row: Any) -> Activity:
@@ -1065,6 +1073,9 @@ class ActivityRepository(Repository[Activity]):
             next_follow_up_at=row.next_follow_up_at,
             first_contact=row.first_contact,
             created_at=row.created_at,
+            status=ActivityStatus(row.status),
+            reviewed_by=row.reviewed_by,
+            reported_at=row.reported_at,
         )
 
 

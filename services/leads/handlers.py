@@ -44,6 +44,7 @@ from services.leads.domain import (
     Account,
     Activity,
     ActivityKind,
+    ActivityStatus,
     AssignmentPolicy,
     Attribution,
     DecisionTimeframe,
@@ -907,6 +908,7 @@ class LogActivity:
     outcome: str | None = None
     notes: str | None = None
     next_follow_up_at: datetime | None = None
+    planned: bool = False  # a visit planned ahead: the manager approves it, a report follows
 
 
 async def log_activity(cmd: LogActivity, principal: Principal, uow: UnitOfWork) -> Activity:
@@ -916,26 +918,17 @@ async def log_activity(cmd: LogActivity, principal: Principal, uow: UnitOfWork) 
     assigned: the first-contact clock stops. ``next_follow_up_at`` arms a durable reminder.
     """
     now = _now()
-    if cmd.occurred_at > now + CLOCK_SKEW:
-        raise DomainError("occurred_at is in the future: log what happened")
-    first = False
+    if cmd.occurred_at > now + CLOCK_SKEW and not cmd.planned:
+        raise DomainError("occurred_at is in the future: log what happened (or plan a visit)")
     async with uow:
-        if cmd.lead_id is not None:
-            leads = LeadRepository(uow)
-            lead = await leads.get_for_change(cmd.lead_id, principal)
-            if lead.in_pool and cmd.kind in CONTACT_KINDS:
-                raise InvalidTransition("the lead is in the pool: claim it before contacting it")
-            owner_id = lead.owner_id
-            if cmd.kind in CONTACT_KINDS and lead.contacted(cmd.occurred_at):
-                first = True
-                await _stop_first_contact_clock(uow, lead)
-                await leads.save(lead)
-        else:
-            assert cmd.account_id is not None
-            account = await AccountRepository(uow).get_visible(cmd.account_id, principal)
-            owner_id = account.owner_id
-            if cmd.kind in CONTACT_KINDS:
-                await cancel_timer(uow, ACCOUNT_CONTACT_TIMER, key=str(account.id))
+        owner_id, first = await _contact(
+            uow,
+            principal,
+            cmd.lead_id,
+            cmd.account_id,
+            cmd.occurred_at,
+            count=not cmd.planned and cmd.kind in CONTACT_KINDS,
+        )
         activity = Activity.log(
             owner_id=owner_id,
             id=uuid.uuid4(),
@@ -949,6 +942,7 @@ async def log_activity(cmd: LogActivity, principal: Principal, uow: UnitOfWork) 
             notes=cmd.notes,
             next_follow_up_at=cmd.next_follow_up_at,
             first_contact=first,
+            status=ActivityStatus.PLANNED if cmd.planned else ActivityStatus.DONE,
         )
         await ActivityRepository(uow).add(activity)
         if activity.next_follow_up_at is not None:
@@ -958,6 +952,82 @@ async def log_activity(cmd: LogActivity, principal: Principal, uow: UnitOfWork) 
 
 
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+async def _contact(
+    uow: UnitOfWork,
+    principal: Principal,
+    lead_id: uuid.UUID | None,
+    account_id: uuid.UUID | None,
+    at: datetime,
+    *,
+    count: bool,
+) -> tuple[str | None, bool]:
+    """The lead or account an activity is on, checked in the caller's scope; with ``count``, a
+    contact: the lead owner's first one stops its first-contact clock, an account's its 7-day
+    clock. Returns the owner and whether it was the lead owner's first contact."""
+    if lead_id is not None:
+        leads = LeadRepository(uow)
+        lead = await leads.get_for_change(lead_id, principal)
+        if lead.in_pool and count:
+            raise InvalidTransition("the lead is in the pool: claim it before contacting it")
+        if count and lead.contacted(at):
+            await _stop_first_contact_clock(uow, lead)
+            await leads.save(lead)
+            return lead.owner_id, True
+        return lead.owner_id, False
+    assert account_id is not None
+    account = await AccountRepository(uow).get_visible(account_id, principal)
+    if count:
+        await cancel_timer(uow, ACCOUNT_CONTACT_TIMER, key=str(account.id))
+    return account.owner_id, False
+
+
+async def review_visit(
+    activity_id: uuid.UUID, principal: Principal, uow: UnitOfWork, *, approved: bool, note: str | None
+) -> Activity:
+    """A manager (director, admin) approves or turns down a planned visit in their scope."""
+    async with uow:
+        activities = ActivityRepository(uow)
+        activity = await _activity_in_scope(activities, activity_id, principal, uow)
+        activity.review(approved=approved, by=principal.sub, note=note)
+        await activities.save(activity)
+        await uow.commit()
+    return activity
+
+
+async def report_visit(
+    activity_id: uuid.UUID, principal: Principal, uow: UnitOfWork, *, outcome: str | None, notes: str | None
+) -> Activity:
+    """The report of an approved visit that happened: from now it counts as a contact."""
+    now = _now()
+    async with uow:
+        activities = ActivityRepository(uow)
+        activity = await _activity_in_scope(activities, activity_id, principal, uow)
+        activity.require_reportable(now)
+        _, first = await _contact(
+            uow, principal, activity.lead_id, activity.account_id, activity.occurred_at, count=True
+        )
+        activity.report(outcome=outcome, notes=notes, by=principal.sub, now=now, first_contact=first)
+        await activities.save(activity)
+        await uow.commit()
+    return activity
+
+
+async def _activity_in_scope(
+    activities: ActivityRepository, activity_id: uuid.UUID, principal: Principal, uow: UnitOfWork
+) -> Activity:
+    activity = await activities.get(activity_id, None, for_update=True)
+    if activity is None:
+        raise NotFound(f"no activity {activity_id}")
+    try:
+        if activity.lead_id is not None:
+            await LeadRepository(uow).get_visible(activity.lead_id, principal)
+        else:
+            await AccountRepository(uow).get_visible(activity.account_id, principal)  # type: ignore[arg-type]
+    except NotFound:
+        raise NotFound(f"no activity {activity_id}") from None
+    return activity
 
 
 async def list_activities(

@@ -24,6 +24,8 @@ __all__ = [
     "AccountTierChanged",
     "ActivityFollowUpDue",
     "ActivityLogged",
+    "ActivityVisitReported",
+    "ActivityVisitReviewed",
     "ContactInfo",
     "ContractApprovalDecision",
     "ContractApproved",
@@ -773,6 +775,8 @@ class ActivityLogged(Event, type="activity.logged.v1"):
     occurred_at: datetime
     next_follow_up_at: datetime | None = None
     first_contact: bool = False
+    # "planned": a visit planned ahead, waiting for the manager's approval (then a report).
+    status: str = "done"
 
 
 class ActivityFollowUpDue(Event, type="activity.follow_up_due.v1"):
@@ -810,3 +814,27 @@ class LeadMerged(Event, type="lead.merged.v1"):
     merged_by: str
     reason: str | None = None
     merged_at: datetime
+
+
+class ActivityVisitReviewed(Event, type="activity.visit_reviewed.v1"):
+    """A manager approved (or turned down) a planned visit."""
+
+    activity_id: uuid.UUID
+    lead_id: uuid.UUID | None = None
+    account_id: uuid.UUID | None = None
+    approved: bool
+    reviewed_by: str
+    note: str | None = None
+    planned_for: datetime
+
+
+class ActivityVisitReported(Event, type="activity.visit_reported.v1"):
+    """The report of an approved visit after it happened; it counts as a contact from then on."""
+
+    activity_id: uuid.UUID
+    lead_id: uuid.UUID | None = None
+    account_id: uuid.UUID | None = None
+    outcome: str | None = None
+    reported_by: str
+    first_contact: bool = False
+    reported_at: datetime

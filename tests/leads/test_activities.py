@@ -4,6 +4,7 @@ the worker being down when it falls due, and the new account's 7-day contact dea
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -193,3 +194,41 @@ async def test_a_new_account_without_contact_is_overdue_for_the_manager(
     assert len(await events(clean_db, "account.contact_overdue.v1")) == 1
     listed = (await leads.get(f"/v1/accounts/{accounts[1]}/activities", headers=rep)).json()["items"]
     assert [a["kind"] for a in listed] == ["call"]
+
+
+async def test_a_planned_visit_is_approved_then_reported(system: System, clean_db: asyncpg.Connection) -> None:
+    leads = await system.client("leads")
+    await leads.put("/v1/sales-teams/t1", json={"name": "T1", "manager_id": "mgr-1"}, headers=auth("a", "admin"))
+    await put_rep(leads, "r1", team_id="t1", region="east")
+    lead = await assigned_lead(leads)
+    manager, other = auth("mgr-1", "sales_manager", team="t1"), auth("mgr-2", "sales_manager", team="t2")
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    url = f"/v1/leads/{lead['id']}/activities"
+    call_plan = {"kind": "call", "occurred_at": iso(soon), "planned": True}
+    assert (await leads.post(url, json=call_plan, headers=R1)).status_code == 422  # only visits are planned
+    planned = await leads.post(url, json={**call_plan, "kind": "visit"}, headers=R1)
+    assert planned.status_code == 201, planned.text
+    visit = planned.json()
+    assert (visit["status"], visit["first_contact"]) == ("planned", False)
+    assert await clean_db.fetchval("SELECT count(*) FROM leads.timers WHERE kind = 'lead.first_contact'") == 1
+
+    review, report = f"/v1/activities/{visit['id']}/review", f"/v1/activities/{visit['id']}/report"
+    assert (await leads.post(report, json={"outcome": "met"}, headers=R1)).status_code == 409  # not approved
+    assert (await leads.post(review, json={"approved": True}, headers=R1)).status_code == 403
+    assert (await leads.post(review, json={"approved": True}, headers=other)).status_code == 404
+    approved = await leads.post(review, json={"approved": True, "note": "take samples"}, headers=manager)
+    assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text
+    assert (await leads.post(review, json={"approved": False}, headers=manager)).status_code == 409  # once
+    await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.1)
+    assert (await leads.post(report, json={"outcome": "met"}, headers=R2)).status_code == 404
+    reported = await leads.post(report, json={"outcome": "met", "notes": "wants 20 pumps"}, headers=R1)
+    assert reported.status_code == 200, reported.text
+    assert (reported.json()["status"], reported.json()["first_contact"], reported.json()["outcome"]) == (
+        "done",
+        True,
+        "met",
+    )
+    assert await clean_db.fetchval("SELECT count(*) FROM leads.timers WHERE kind = 'lead.first_contact'") == 0
+    [reviewed] = await events(clean_db, "activity.visit_reviewed.v1")
+    [done] = await events(clean_db, "activity.visit_reported.v1")
+    assert (reviewed["approved"], reviewed["reviewed_by"], done["first_contact"]) == (True, "mgr-1", True)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from services.leads import handlers
-from services.leads.api.schemas import ActivityCreate, ActivityRead
+from services.leads.api.schemas import ActivityCreate, ActivityRead, VisitReport, VisitReview
 from services.leads.domain import Activity
 from shared.auth import ADMIN, REGIONAL_DIRECTOR, SALES_MANAGER, SALES_REP, Principal, require_roles
 from shared.errors import problem_responses
@@ -20,6 +20,7 @@ from shared.uow import UnitOfWork
 router = APIRouter(tags=["activities"], route_class=IdempotentRoute)
 
 Sales = Annotated[Principal, Depends(require_roles(SALES_REP, SALES_MANAGER, REGIONAL_DIRECTOR, ADMIN))]
+Manager = Annotated[Principal, Depends(require_roles(SALES_MANAGER, REGIONAL_DIRECTOR, ADMIN))]
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 CREATE_PROBLEMS = problem_responses(400, 401, 403, 404, 409, 422)
 LIST_PROBLEMS = problem_responses(400, 401, 403, 404)
@@ -80,6 +81,7 @@ async def _log(
         outcome=body.outcome,
         notes=body.notes,
         next_follow_up_at=body.next_follow_up_at,
+        planned=body.planned,
         **parent,
     )
     activity = await handlers.log_activity(cmd, principal, uow)
@@ -94,5 +96,22 @@ async def _list(
     return paginated(request, response, [_read(a) for a in items], next_cursor)
 
 
+@router.post("/v1/activities/{activity_id}/review", response_model=ActivityRead, responses=CREATE_PROBLEMS)
+async def review_visit(activity_id: uuid.UUID, body: VisitReview, principal: Manager, uow: Uow) -> ActivityRead:
+    """A manager approves (or turns down) a planned visit of their team (`activity.visit_reviewed`)."""
+    return _read(await handlers.review_visit(activity_id, principal, uow, approved=body.approved, note=body.note))
+
+
+@router.post("/v1/activities/{activity_id}/report", response_model=ActivityRead, responses=CREATE_PROBLEMS)
+async def report_visit(activity_id: uuid.UUID, body: VisitReport, principal: Sales, uow: Uow) -> ActivityRead:
+    """The report of an approved visit once it happened (`activity.visit_reported`); it then counts
+    as a contact (the lead owner's first one stops the first-contact clock). 409 before approval
+    or before the visit's time."""
+    activity = await handlers.report_visit(activity_id, principal, uow, outcome=body.outcome, notes=body.notes)
+    return _read(activity)
+
+
 def _read(activity: Activity) -> ActivityRead:
-    return ActivityRead.model_validate({**activity.__dict__, "kind": activity.kind.value})
+    return ActivityRead.model_validate(
+        {**activity.__dict__, "kind": activity.kind.value, "status": activity.status.value}
+    )

@@ -189,6 +189,9 @@ class LeadRelease(ApiModel):
 class ActivityCreate(ApiModel):
     kind: ActivityKind
     occurred_at: Instant
+    planned: bool = Field(
+        default=False, description="A visit planned ahead (occurred_at: when): a manager approves it, a report follows"
+    )
     outcome: Annotated[SafeStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
     notes: Annotated[SafeStr, StringConstraints(max_length=10_000)] | None = None
     next_follow_up_at: Instant | None = Field(default=None, description="Raises a reminder for the owner when due")
@@ -206,6 +209,9 @@ class ActivityRead(ApiResponse):
     next_follow_up_at: datetime | None
     first_contact: bool = Field(description="The owner's first contact since the lead was assigned")
     created_at: datetime
+    status: str = Field(description="done; for planned visits planned, approved or rejected until reported")
+    reviewed_by: str | None = None
+    reported_at: datetime | None = None
 
 
 # -- web-to-lead forms -------------------------------------------------------------------------
@@ -291,3 +297,13 @@ class BehaviourRead(ApiResponse):
 class LeadMerge(ApiModel):
     duplicate_id: uuid.UUID = Field(description="The lead merged into this one")
     reason: Text500 | None = None
+
+
+class VisitReview(ApiModel):
+    approved: bool
+    note: Text500 | None = None
+
+
+class VisitReport(ApiModel):
+    outcome: Annotated[SafeStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
+    notes: Annotated[SafeStr, StringConstraints(max_length=10_000)] | None = None

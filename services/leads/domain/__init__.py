@@ -1,5 +1,5 @@
 from services.leads.domain.account import Account, AccountClassification
-from services.leads.domain.activity import CONTACT_KINDS, Activity, ActivityKind
+from services.leads.domain.activity import CONTACT_KINDS, Activity, ActivityKind, ActivityStatus
 from services.leads.domain.assignment import AssignmentPolicy, choose_rep, eligible_reps, rule_key
 from services.leads.domain.grading import (
     DecisionTimeframe,
@@ -44,6 +44,7 @@ __all__ = [
     "AccountClassification",
     "Activity",
     "ActivityKind",
+    "ActivityStatus",
     "AssignmentPolicy",
     "Attribution",
     "DecisionTimeframe",

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from shared.domain import Aggregate, DomainError
-from shared.events import ActivityFollowUpDue, ActivityLogged
+from shared.domain import Aggregate, DomainError, InvalidTransition
+from shared.events import ActivityFollowUpDue, ActivityLogged, ActivityVisitReported, ActivityVisitReviewed
 
 
 class ActivityKind(StrEnum):
@@ -22,6 +22,13 @@ class ActivityKind(StrEnum):
     EMAIL = "email"
     MEETING = "meeting"
     NOTE = "note"
+
+
+class ActivityStatus(StrEnum):
+    DONE = "done"
+    PLANNED = "planned"  # a visit waiting for the manager's approval
+    APPROVED = "approved"  # approved: it needs a report once it happened
+    REJECTED = "rejected"
 
 
 CONTACT_KINDS = frozenset({ActivityKind.CALL, ActivityKind.VISIT, ActivityKind.EMAIL, ActivityKind.MEETING})
@@ -40,6 +47,9 @@ class Activity(Aggregate):
     notes: str | None = None
     next_follow_up_at: datetime | None = None
     first_contact: bool = False
+    status: ActivityStatus = ActivityStatus.DONE
+    reviewed_by: str | None = None
+    reported_at: datetime | None = None
 
     @property
     def is_contact(self) -> bool:
@@ -51,6 +61,8 @@ class Activity(Aggregate):
         activity = cls(**fields)  # type: ignore[arg-type]
         if (activity.lead_id is None) == (activity.account_id is None):
             raise DomainError("an activity belongs to one lead or one account")
+        if activity.status is ActivityStatus.PLANNED and activity.kind is not ActivityKind.VISIT:
+            raise DomainError("only visits are planned ahead")
         if activity.next_follow_up_at is not None and activity.next_follow_up_at <= activity.occurred_at:
             raise DomainError("next_follow_up_at must be after occurred_at")
         activity.record(
@@ -65,9 +77,49 @@ class Activity(Aggregate):
                 occurred_at=activity.occurred_at,
                 next_follow_up_at=activity.next_follow_up_at,
                 first_contact=activity.first_contact,
+                status=activity.status.value,
             )
         )
         return activity
+
+    def review(self, *, approved: bool, by: str, note: str | None) -> None:
+        if self.status is not ActivityStatus.PLANNED:
+            raise InvalidTransition(f"the activity is {self.status.value}, not a planned visit")
+        self.status, self.reviewed_by = (ActivityStatus.APPROVED if approved else ActivityStatus.REJECTED), by
+        self.record(
+            ActivityVisitReviewed(
+                activity_id=self.id,
+                lead_id=self.lead_id,
+                account_id=self.account_id,
+                approved=approved,
+                reviewed_by=by,
+                note=note,
+                planned_for=self.occurred_at,
+            )
+        )
+
+    def require_reportable(self, now: datetime) -> None:
+        if self.status is not ActivityStatus.APPROVED:
+            raise InvalidTransition(f"the visit is {self.status.value}: only an approved visit is reported")
+        if self.occurred_at > now:
+            raise InvalidTransition("the visit has not happened yet")
+
+    def report(self, *, outcome: str | None, notes: str | None, by: str, now: datetime, first_contact: bool) -> None:
+        """The approved visit happened: its report makes it a done contact."""
+        self.require_reportable(now)
+        self.status, self.outcome, self.notes, self.reported_at = ActivityStatus.DONE, outcome, notes, now
+        self.first_contact = first_contact
+        self.record(
+            ActivityVisitReported(
+                activity_id=self.id,
+                lead_id=self.lead_id,
+                account_id=self.account_id,
+                outcome=outcome,
+                reported_by=by,
+                first_contact=first_contact,
+                reported_at=now,
+            )
+        )
 
     def follow_up_due(self, owner_id: str | None) -> None:
         """The planned follow-up fell due: remind whoever owns the lead or account now."""
