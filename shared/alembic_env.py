@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.config import ServiceSettings
-from shared.outbox import notify_channel
+from shared.wakeup import notify_channel
 
 
 def run_migrations(metadata: MetaData, settings: ServiceSettings) -> None:
@@ -51,7 +51,7 @@ def run_migrations(metadata: MetaData, settings: ServiceSettings) -> None:
 
 
 def create_outbox_notify_trigger(schema: str) -> None:
-    """Wake the outbox relays when a transaction that wrote events commits (one NOTIFY per statement)."""
+    """The initial migrations' NOTIFY trigger; later migrations drop it (why: ``shared.wakeup``)."""
     op.execute(
         f"""
         CREATE OR REPLACE FUNCTION "{schema}".notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -6,8 +6,8 @@ purpose; a relay that dies mid-batch leaves rows that become claimable again whe
 ends (their redelivery is absorbed by the consumers' inbox). The batch is published on a
 channel with publisher confirms, ``mandatory`` and ``on_return_raises``; only rows whose
 confirm arrived are marked sent. An unroutable event (no queue bound yet) is not dropped: it
-is retried with back-off. The relay sleeps until PostgreSQL notifies it that rows were
-inserted (a statement trigger on the outbox), or ``relay_poll_seconds`` passes.
+is retried with back-off. The relay sleeps until it is notified that rows were committed (the
+unit of work wakes it after its commit, see ``shared.wakeup``), or ``relay_poll_seconds`` passes.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from shared.bus import BROKER_ERRORS, declare_exchange, run_connected
 from shared.config import ServiceSettings
 from shared.db import PlatformTables, asyncpg_dsn
 from shared.events.base import CONTENT_TYPE
+from shared.wakeup import notify_channel
 
 log = logging.getLogger("salesline.outbox")
 
@@ -37,10 +38,6 @@ log = logging.getLogger("salesline.outbox")
 # disabled webhook endpoints (the catalog bounds the label's values).
 PUBLISHED = Counter("salesline_outbox_published_total", "Outbox rows published and confirmed", ["service", "type"])
 UNROUTABLE = Counter("salesline_outbox_unroutable_total", "Outbox rows returned unroutable", ["service"])
-
-
-def notify_channel(schema: str) -> str:
-    return f"{schema}_outbox"
 
 
 class OutboxRelay:
@@ -102,8 +99,11 @@ class OutboxRelay:
             self._wake.clear()
             published = await self.relay_once(exchange)
             if not published:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+                # that arrives as the wake-up does, and this loop would then never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.settings.relay_poll_seconds)
+                    async with asyncio.timeout(self.settings.relay_poll_seconds):
+                        await self._wake.wait()
 
     async def relay_once(self, exchange: aio_pika.abc.AbstractExchange) -> int:
         """Claim, publish and mark one batch; returns how many rows it handled."""

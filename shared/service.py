@@ -24,6 +24,7 @@ from shared.inbox import ConsumerRunner, Subscription
 from shared.outbox import OutboxRelay
 from shared.timers import TimerHandler, TimerPoller
 from shared.uow import UnitOfWork
+from shared.wakeup import close_wakers
 
 log = logging.getLogger("salesline.worker")
 
@@ -51,6 +52,7 @@ def api_lifespan(settings: ServiceSettings, tables: PlatformTables):
         try:
             yield
         finally:
+            await close_wakers(engine)
             await engine.dispose()
 
     return lifespan
@@ -97,6 +99,7 @@ async def run_worker(
     try:
         await asyncio.gather(*components)
     finally:
+        await close_wakers(runtime.engine)
         await runtime.engine.dispose()
 
 
