@@ -13,7 +13,7 @@ import uuid
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import TypeAdapter
-from sqlalchemy import ColumnElement, Insert, Table, Update, bindparam, select, update
+from sqlalchemy import ColumnElement, Table, Update, bindparam, select, update
 
 from shared.auth import Principal
 from shared.domain import Aggregate, NotFound, PreconditionFailed
@@ -27,16 +27,6 @@ A = TypeVar("A", bound=Aggregate)
 def json_codec(type_: Any) -> TypeAdapter:
     """Round-trips dataclasses/pydantic values (with Decimals) through JSONB columns."""
     return TypeAdapter(type_)
-
-
-@functools.cache
-def _insert(table: Table) -> Insert:
-    """``INSERT`` with the row as parameters: one constant statement per table.
-
-    ``table.insert().values(row)`` builds and cache-keys a bound literal per column on every
-    call, which cost more CPU than the rest of a typical write (measured, benchmarks/).
-    """
-    return table.insert()
 
 
 @functools.cache
@@ -67,7 +57,7 @@ class Repository(Generic[A]):
     async def add(self, aggregate: A) -> None:
         self.uow.track(aggregate)
         self.uow.collect_events()  # the row stores the version after the recorded events
-        await self.uow.execute(_insert(self.table), self.to_row(aggregate))
+        self.uow.insert_later(self.table, self.to_row(aggregate))
 
     async def get(self, aggregate_id: uuid.UUID, principal: Principal | None, *, for_update: bool = False) -> A | None:
         """``principal=None`` is the system itself (consumers, timers): no owner scoping."""

@@ -12,13 +12,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Self
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.context import child_traceparent, current_context
 from shared.db import PlatformTables
 from shared.domain import Aggregate
 from shared.events.base import CloudEvent, Event, make_envelope
+from shared.single_statement import execute_as_one_statement
+from shared.wakeup import wake_outbox_relays
 
 
 class UnitOfWork:
@@ -29,8 +31,12 @@ class UnitOfWork:
         self._connection: AsyncConnection | None = None
         self._aggregates: list[Aggregate] = []
         self._envelopes: list[CloudEvent] = []
+        # Inserts whose results nobody reads: sent before the next statement, or at commit.
+        self._pending_inserts: list[tuple[Table, dict[str, Any]]] = []
+        self._statement_sent = False
         self.committed = False
         self._traceparent: str | None = None
+        self._outbox_written = False
         # The envelope a consumer is handling, if any (set by the consumer runner).
         self.message: CloudEvent | None = None
 
@@ -40,14 +46,23 @@ class UnitOfWork:
 
     @property
     def connection(self) -> AsyncConnection:
+        """The open connection, for statements built by the caller (after ``await uow.flush()``
+        when this unit of work has inserts pending)."""
+        if self._pending_inserts:
+            raise RuntimeError("inserts are pending: `await uow.flush()` before using the connection directly")
+        self._statement_sent = True  # the caller is about to send one
+        return self._open()
+
+    def _open(self) -> AsyncConnection:
         if self._connection is None:
             raise RuntimeError("the unit of work is not open: use `async with uow:`")
         return self._connection
 
     async def __aenter__(self) -> Self:
         self._connection = await self._engine.connect()
-        await self._connection.begin()
-        self._aggregates, self._envelopes, self.committed = [], [], False
+        await self._connection.begin()  # sends nothing yet: BEGIN goes with the first statement
+        self._aggregates, self._envelopes, self._pending_inserts = [], [], []
+        self._statement_sent = self.committed = self._outbox_written = False
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -102,17 +117,37 @@ class UnitOfWork:
     # -- transaction ----------------------------------------------------------------------
 
     async def execute(self, statement: Any, params: Any = None):
-        return await self.connection.execute(statement, params)
+        await self.flush()
+        self._statement_sent = True
+        return await self._open().execute(statement, params)
+
+    def insert_later(self, table: Table, row: dict[str, Any]) -> None:
+        """Insert ``row`` before the next statement, or at commit.
+
+        A unit of work that only inserts (a create: the row and its events) then commits in one
+        statement without BEGIN and COMMIT: one round trip instead of four (``shared.single_statement``).
+        """
+        self._pending_inserts.append((table, row))
+
+    async def flush(self) -> None:
+        """Send the pending inserts now, in order."""
+        pending, self._pending_inserts = self._pending_inserts, []
+        for table, row in pending:
+            self._statement_sent = True
+            await self._open().execute(insert(table), row)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """A nested transaction: on error, its writes and the events emitted inside it are undone."""
         self.collect_events()
+        await self.flush()
         mark = len(self._envelopes)
-        nested = await self.connection.begin_nested()
+        self._statement_sent = True
+        nested = await self._open().begin_nested()
         try:
             yield
             self.collect_events()
+            await self.flush()
         except BaseException:
             await nested.rollback()
             del self._envelopes[mark:]
@@ -121,22 +156,35 @@ class UnitOfWork:
             raise
         await nested.commit()
 
+    def _outbox_rows(self) -> list[dict[str, Any]]:
+        rows = [{"event_id": e.id, "event_type": e.type, "envelope": e.to_json()} for e in self._envelopes]
+        self._envelopes = []
+        self._outbox_written |= bool(rows)
+        return rows
+
     async def flush_outbox(self) -> None:
         self.collect_events()
-        if self._envelopes:
-            await self.connection.execute(
-                insert(self.tables.outbox),
-                [{"event_id": e.id, "event_type": e.type, "envelope": e.to_json()} for e in self._envelopes],
-            )
-            self._envelopes = []
+        await self.flush()
+        if rows := self._outbox_rows():
+            self._statement_sent = True
+            await self._open().execute(insert(self.tables.outbox), rows)
 
     async def commit(self) -> None:
-        await self.flush_outbox()
-        await self.connection.commit()
+        self.collect_events()
+        if not self._statement_sent and (self._pending_inserts or self._envelopes):
+            # Nothing sent yet, so no transaction is open on the server: one statement is atomic.
+            writes = self._pending_inserts + [(self.tables.outbox, row) for row in self._outbox_rows()]
+            self._pending_inserts = []
+            await execute_as_one_statement(self._open(), writes)
+        else:
+            await self.flush_outbox()
+        await self._open().commit()
         self.committed = True
+        if self._outbox_written:
+            wake_outbox_relays(self._engine, self.tables.outbox.schema)
 
     async def rollback(self) -> None:
-        await self.connection.rollback()
-        self._envelopes = []
+        await self._open().rollback()
+        self._envelopes, self._pending_inserts = [], []
         for aggregate in self._aggregates:
             aggregate.take_events()

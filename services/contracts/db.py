@@ -333,7 +333,7 @@ class DocumentRepository:
         self.uow = uow
 
     async def add(self, document: Document) -> None:
-        await self.uow.execute(contract_documents.insert(), document.__dict__)
+        self.uow.insert_later(contract_documents, document.__dict__)
 
     async def get(self, contract_id: uuid.UUID, version: int) -> Document | None:
         query = select(contract_documents).where(

@@ -1,0 +1,97 @@
+"""The unit of work's insert-only commit: one statement, atomic, types converted as SQLAlchemy does."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from sqlalchemy import exc, func, select
+
+from services.orders.config import get_settings
+from services.orders.db import platform_tables
+from shared.db import create_engine
+from shared.events.catalog import SurveyReminded
+from shared.uow import UnitOfWork
+
+TIMERS = platform_tables.timers
+
+
+@pytest.fixture
+async def uow_factory(clean_db: asyncpg.Connection) -> AsyncIterator:
+    engine = create_engine(get_settings())
+    try:
+        yield lambda: UnitOfWork(engine, platform_tables, "/salesline/orders")
+    finally:
+        await engine.dispose()
+
+
+def timer_row(key: str, **payload: object) -> dict:
+    return {"kind": "uow-test", "key": key, "due_at": datetime.now(UTC) + timedelta(hours=1), "payload": payload}
+
+
+def an_event() -> SurveyReminded:
+    return SurveyReminded(survey_id=uuid.uuid4(), trigger="order", customer_id="c-1")
+
+
+async def test_inserts_and_events_commit_together_with_their_types(uow_factory, clean_db: asyncpg.Connection) -> None:
+    uow = uow_factory()
+    async with uow:
+        uow.insert_later(TIMERS, timer_row("a", note="数据", amount="1.50"))
+        uow.insert_later(TIMERS, timer_row("b"))
+        uow.emit(an_event(), subject="s-1")
+        await uow.commit()
+
+    rows = await clean_db.fetch(
+        "SELECT key, payload::text AS payload FROM orders.timers WHERE kind = 'uow-test' ORDER BY key"
+    )
+    assert [(r["key"], r["payload"]) for r in rows] == [("a", '{"note": "数据", "amount": "1.50"}'), ("b", "{}")]
+    assert await clean_db.fetchval("SELECT count(*) FROM orders.outbox WHERE event_type = 'survey.reminded.v1'") == 1
+
+
+async def test_a_failing_insert_writes_nothing(uow_factory, clean_db: asyncpg.Connection) -> None:
+    uow = uow_factory()
+    async with uow:
+        uow.insert_later(TIMERS, timer_row("dup"))
+        await uow.commit()
+
+    uow = uow_factory()
+    with pytest.raises(exc.IntegrityError):
+        async with uow:
+            uow.insert_later(TIMERS, timer_row("fresh"))
+            uow.insert_later(TIMERS, timer_row("dup"))  # (kind, key) is unique
+            uow.emit(an_event(), subject="s-2")
+            await uow.commit()
+
+    assert await clean_db.fetchval("SELECT count(*) FROM orders.timers WHERE kind = 'uow-test'") == 1
+    assert await clean_db.fetchval("SELECT count(*) FROM orders.outbox") == 0
+
+
+async def test_a_statement_after_pending_inserts_sees_them(uow_factory, clean_db: asyncpg.Connection) -> None:
+    uow = uow_factory()
+    async with uow:
+        uow.insert_later(TIMERS, timer_row("seen"))
+        count = (
+            await uow.execute(select(func.count()).select_from(TIMERS).where(TIMERS.c.kind == "uow-test"))
+        ).scalar()
+        assert count == 1
+        with pytest.raises(RuntimeError, match="pending"):
+            uow.insert_later(TIMERS, timer_row("later"))
+            _ = uow.connection  # a caller's own statement would not see the pending row
+        await uow.flush()
+        assert uow.connection is not None
+        await uow.commit()
+
+    assert await clean_db.fetchval("SELECT count(*) FROM orders.timers WHERE kind = 'uow-test'") == 2
+
+
+async def test_not_committed_means_not_written(uow_factory, clean_db: asyncpg.Connection) -> None:
+    uow = uow_factory()
+    async with uow:
+        uow.insert_later(TIMERS, timer_row("dropped"))
+        uow.emit(an_event(), subject="s-3")
+
+    assert await clean_db.fetchval("SELECT count(*) FROM orders.timers WHERE kind = 'uow-test'") == 0
+    assert await clean_db.fetchval("SELECT count(*) FROM orders.outbox") == 0
