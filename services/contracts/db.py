@@ -384,7 +384,7 @@ class HistoryRepository:
 
     async def add(self, contract_id: uuid.UUID, entry: HistoryEntry) -> None:
         row = {**entry.__dict__, "contract_id": contract_id, "detail": DETAIL.dump_python(entry.detail, mode="json")}
-        await self.uow.execute(contract_history.insert(), row)
+        self.uow.insert_later(contract_history, row)
 
     async def page(self, contract_id: uuid.UUID, page: PageParams) -> tuple[list[Any], str | None]:
         query = select(contract_history).where(contract_history.c.contract_id == contract_id)
