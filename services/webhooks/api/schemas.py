@@ -6,26 +6,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, computed_field
-from pydantic_core import PydanticCustomError
+from pydantic import Field, computed_field
 
-from shared.api import ApiModel, ApiResponse
+from shared.api import ApiModel, ApiResponse, Instant
 
 Pattern = Annotated[str, Field(min_length=1, max_length=200, examples=["order.*", "contract.signed.v1"])]
 Url = Annotated[str, Field(min_length=1, max_length=2048, examples=["https://erp.example.com/salesline/webhooks"])]
 Description = Annotated[str, Field(max_length=500)]
 DeliveryStatus = Literal["pending", "paused", "succeeded", "failed"]
-
-
-def _storable(value: datetime) -> datetime:
-    """PostgreSQL and asyncpg cannot take every datetime Python can (e.g. 9999-12-31T23:59-12:00)."""
-    if not 1970 <= value.year <= 9000 or value.utcoffset() is None:
-        raise PydanticCustomError("datetime_range", "The time must have an offset and lie between 1970 and 9000")
-    return value
-
-
-Instant = Annotated[AwareDatetime, AfterValidator(_storable)]
-"""An ISO 8601 time with an offset, in a range the database stores."""
 
 
 class EventRead(ApiResponse):
