@@ -54,7 +54,7 @@ async def test_a_commit_wakes_the_relay_long_before_its_poll(
     await wait_until(sent, timeout=5, what="the relay publishing the drafted contract's event")
 
 
-async def test_pokes_that_arrive_together_are_one_notification(system: System, clean_db: asyncpg.Connection) -> None:
+async def test_pokes_that_arrive_together_are_one_notification(clean_db: asyncpg.Connection) -> None:
     from services.orders.db import platform_tables
     from shared.db import create_engine
 
