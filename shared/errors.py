@@ -7,9 +7,9 @@ Raise :class:`Problem` anywhere in request code (routers, dependencies, handlers
 
 :func:`install_problem_handlers` maps everything else to a problem too: request validation
 (422, with an ``errors`` list of field problems, or 400 for a body that is not JSON), Starlette
-HTTP errors (404, 405, 413, ...), :class:`shared.domain.DomainError` (its ``status`` and
-``title``) and any unexpected exception (a 500 with a generic detail; the exception is logged
-with the request id and never echoed to the client).
+HTTP errors (404, 405, 413, ...), :class:`shared.domain.DomainError` (its ``status``, ``title``,
+``slug`` and ``extensions`` members) and any unexpected exception (a 500 with a generic detail;
+the exception is logged with the request id and never echoed to the client).
 
 Every problem carries ``type`` (``https://salesline.dev/problems/<slug>``), ``title``,
 ``status``, ``detail`` when there is one, ``instance`` (the request path) and ``request_id``.
@@ -269,7 +269,9 @@ async def _domain_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     slug = getattr(exc, "slug", None) or slugify(exc.title)
     detail = str(exc) or None
-    return Problem(exc.status, exc.title, detail, slug=slug).to_response(_instance(request))
+    # A domain error may name figures the client needs (e.g. the amount still outstanding).
+    extensions = getattr(exc, "extensions", None) or {}
+    return Problem(exc.status, exc.title, detail, slug=slug, **extensions).to_response(_instance(request))
 
 
 def internal_error_response(request_path: str | None) -> Response:

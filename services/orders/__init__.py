@@ -10,7 +10,7 @@ Decisions worth knowing (see ``domain/order.py`` for the state machine):
   discount (line and header discounts against quantity x unit price), or when the sales
   manager's does (their level already approves it). Nobody approves their own order.
 - Finance's credit check: the customer's balance on its other approved, unclosed orders in the
-  order's currency (an overpaid order counts as 0) plus what is unpaid on this one, against the
+  order's currency plus what is unpaid on this one, against the
   customer's limit from the ERP (or finance); without one,
   ``SALESLINE_ORDERS_DEFAULT_CREDIT_LIMIT`` (500,000) in the order's currency. A limit in
   another currency is not converted: the order waits on credit hold. Checks for one customer
@@ -18,6 +18,9 @@ Decisions worth knowing (see ``domain/order.py`` for the state machine):
   together exceed the limit. ``GET /v1/credit-limits/{customer}`` shows the same figures.
 - Prepayment comes from the payment terms ("30% prepayment, net 30", "prepaid", "cash in
   advance" = 100 %).
+- A payment (by finance or the ERP) may not exceed what the order still owes: there is no refund
+  or credit note here for a surplus to go to. The refusal (422 ``overpayment``) names the
+  outstanding amount; the order's row lock serialises payments, so two at once cannot overpay.
 - Changes: before approval they amend and restart approval; after approval, until everything is
   delivered, they are change requests with their own approval round. Once goods are on shipments
   the change may only touch the rest: a line with quantities on shipments keeps its product, price

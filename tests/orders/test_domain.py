@@ -16,6 +16,7 @@ from services.orders.domain import (
     Order,
     OrderLine,
     OrderStatus,
+    Overpayment,
     StepStatus,
 )
 from shared.domain import DomainError, InvalidTransition
@@ -182,6 +183,23 @@ def test_prepayment_holds_shipping_until_paid() -> None:
     assert o.status == OrderStatus.AWAITING_PREPAYMENT
     o.receive_payment(uuid.uuid4(), Decimal("0.01"), now=NOW)
     assert o.status == OrderStatus.RELEASED
+
+
+def test_a_payment_above_the_outstanding_amount_is_refused_and_changes_nothing() -> None:
+    o, first = approved(order()), uuid.uuid4()  # 1000.00
+    o.receive_payment(first, Decimal("600.00"), now=NOW)
+    version = o.version
+    with pytest.raises(Overpayment, match=r"400\.00 CNY outstanding") as refused:
+        o.receive_payment(uuid.uuid4(), Decimal("400.01"), now=NOW)
+    assert refused.value.extensions == {"outstanding_amount": "400.00", "currency": "CNY"}
+    assert refused.value.status == 422
+    assert (o.paid_amount, len(o.payments), o.version) == (Decimal("600.00"), 1, version)
+    assert o.receive_payment(first, Decimal("600.00"), now=NOW) is False  # a replay is not an overpayment
+    o.receive_payment(uuid.uuid4(), Decimal("400.00"), now=NOW)
+    assert o.outstanding_amount == 0
+    with pytest.raises(Overpayment, match=r" 0\.00 CNY outstanding"):
+        o.receive_payment(uuid.uuid4(), Decimal("0.01"), now=NOW)
+    assert [e.paid_amount for e in events(o)] == [Decimal("600.00"), Decimal("1000.00")]
 
 
 def test_partial_deliveries_end_in_one_order_delivered_with_every_serial() -> None:

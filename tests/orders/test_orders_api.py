@@ -615,12 +615,14 @@ async def test_credit_position_shows_limit_outstanding_and_available(
     bad = await orders.get("/v1/credit-limits/acme", params={"currency": "XYZ"}, headers=FINANCE)
     assert bad.status_code == 422
 
-    # An overpaid order owes nothing, and its surplus makes no room for the customer's other orders.
-    overpaid, owing = await enter(orders, order_body("globex")), await enter(orders, order_body("globex"))
-    for order in (overpaid, owing):
+    # A paid-up order owes nothing; an overpayment is refused, so no surplus makes room for others.
+    paid, owing = await enter(orders, order_body("globex")), await enter(orders, order_body("globex"))
+    for order in (paid, owing):
         await decide(orders, order["id"], MANAGER)
         await decide(orders, order["id"], FINANCE)
-    await orders.post(f"/v1/orders/{overpaid['id']}/payments", json={"amount": "3500.00"}, headers=FINANCE)
+    over = await orders.post(f"/v1/orders/{paid['id']}/payments", json={"amount": "3500.00"}, headers=FINANCE)
+    assert over.status_code == 422
+    await orders.post(f"/v1/orders/{paid['id']}/payments", json={"amount": "3000.00"}, headers=FINANCE)
     globex = (await orders.get("/v1/credit-limits/globex", headers=FINANCE)).json()
     assert globex["outstanding_balance"] == "3000.00"
 

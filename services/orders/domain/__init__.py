@@ -1,4 +1,4 @@
-from services.orders.domain.order import NotAnApprover, Order, effective_discount_pct
+from services.orders.domain.order import NotAnApprover, Order, Overpayment, effective_discount_pct
 from services.orders.domain.values import (
     Amendment,
     ApprovalStep,
@@ -20,6 +20,7 @@ __all__ = [
     "Order",
     "OrderLine",
     "OrderStatus",
+    "Overpayment",
     "ShipmentStatus",
     "StepStatus",
     "effective_discount_pct",

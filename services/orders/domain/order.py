@@ -76,6 +76,23 @@ class NotAnApprover(DomainError):
     title = "Forbidden"
 
 
+class Overpayment(DomainError):
+    """A payment above what the order still owes: the surplus would have nowhere to go.
+
+    Refunds and credit notes are not kept here, so finance records at most the outstanding amount.
+    """
+
+    title = "Payment exceeds the amount due"
+    slug = "overpayment"
+
+    def __init__(self, order: Order, amount: Decimal) -> None:
+        self.extensions = {"outstanding_amount": str(order.outstanding_amount), "currency": order.currency}
+        super().__init__(
+            f"a payment of {amount} {order.currency} exceeds the {order.outstanding_amount} {order.currency} "
+            f"outstanding on order {order.number} ({order.paid_amount} of {order.total_amount} paid)"
+        )
+
+
 def effective_discount_pct(lines: list[OrderLine] | tuple[OrderLine, ...], total: Decimal) -> Decimal:
     """The discount off the list amount (quantity x unit price), line and header discounts together."""
     list_amount = sum((line.list_amount for line in lines), Decimal(0))
@@ -598,6 +615,8 @@ class Order(Aggregate):
             raise InvalidTransition("a cancelled order takes no payments")
         if amount <= 0:
             raise DomainError("a payment must be positive")
+        if amount > self.outstanding_amount:
+            raise Overpayment(self, amount)
         self.payments.append(Payment(id=payment_id, amount=amount, received_at=now, reference=reference))
         self.paid_amount += amount
         self.record(
