@@ -49,14 +49,14 @@ class DraftContract:
     owner_id: str
     currency: str
     lines: list[ContractLine]
-    payment_terms: str
+    payment_terms: str | None  # None: the plan's wording, or "net 30" without a plan
     contact: ContactInfo | None = None
     region: str | None = None
     discount_pct: Decimal = Decimal(0)
     delivery_address: str | None = None
     requested_delivery_date: str | None = None
     special_clauses: tuple[str, ...] = ()
-    payment_plan: PaymentPlan | None = None  # when given, payment_terms is its description
+    payment_plan: PaymentPlan | None = None  # when given, payment_terms must agree with it
     free_revisions: int = 0
     paid_service_included: bool = False
     owner_role: str = "sales_rep"  # whose discount authority the approval routing starts from

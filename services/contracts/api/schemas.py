@@ -60,10 +60,16 @@ class ContractCreate(ApiModel):
     currency: Currency
     lines: Annotated[list[ContractLineIn], Field(min_length=1, max_length=500)]
     discount_pct: Percent = Decimal(0)
-    payment_terms: Annotated[str, Field(min_length=1, max_length=200)] = "net 30"
+    payment_terms: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None,
+        description="Free-text terms (default `net 30`). With a payment_plan leave it out (it becomes the "
+        "plan's wording) or send that wording: anything else is a 422",
+    )
     delivery_address: Annotated[str, Field(max_length=500)] | None = None
     requested_delivery_date: Annotated[str, Field(max_length=32)] | None = None
-    payment_plan: PaymentPlanIn | None = Field(None, description="Structured terms; they set payment_terms")
+    payment_plan: PaymentPlanIn | None = Field(
+        None, description="Structured terms, the source of truth: they set payment_terms"
+    )
     special_clauses: Annotated[list[Annotated[str, Field(min_length=1, max_length=2000)]], Field(max_length=50)] = []
     free_revisions: Annotated[int, Field(ge=0, le=100, description="Revisions included free of charge")] = 0
     paid_service_included: bool = Field(False, description="Whether paid service (beyond warranty) is included")
@@ -77,7 +83,11 @@ class ContractAmend(ApiModel):
     region: Annotated[str, Field(max_length=64)] | None = None
     lines: Annotated[list[ContractLineIn], Field(min_length=1, max_length=500)] | None = None
     discount_pct: Percent | None = None
-    payment_terms: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    payment_terms: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None,
+        description="Free-text terms. While the contract has a payment_plan (kept or sent), only the plan's "
+        "wording; send payment_plan null with them to replace the plan by free text",
+    )
     delivery_address: Annotated[str, Field(max_length=500)] | None = None
     requested_delivery_date: Annotated[str, Field(max_length=32)] | None = None
     special_clauses: (

@@ -183,7 +183,7 @@ class Contract(Aggregate):
     document_version: int = 0  # the current rendered document (0: none yet)
     document_sha256: str | None = None
     signatures: list[Signature] = field(default_factory=list)
-    payment_plan: PaymentPlan | None = None  # when given, payment_terms is its description
+    payment_plan: PaymentPlan | None = None  # when given, the source of truth: payment_terms is its wording
     special_clauses: list[str] = field(default_factory=list)
     free_revisions: int = 0  # revisions of the delivered work included free of charge
     paid_service_included: bool = False  # whether paid service (beyond warranty) is part of the contract
@@ -204,9 +204,11 @@ class Contract(Aggregate):
     def total_amount(self) -> Decimal:
         return money(self.subtotal_amount * (HUNDRED - self.discount_pct) / HUNDRED)
 
-    def _check_terms(self) -> None:
+    def _check_terms(self, stated_terms: str | None = None) -> None:
+        """``stated_terms``: the free-text terms the caller sent, which a plan must agree with."""
         if self.payment_plan is not None:
             self.payment_plan.check()
+            self.payment_plan.check_stated(stated_terms)
             self.payment_terms = self.payment_plan.describe()
         if not self.lines:
             raise DomainError("a contract needs at least one line")
@@ -229,8 +231,10 @@ class Contract(Aggregate):
 
     @classmethod
     def draft(cls, *, by: str | None = None, **fields) -> Contract:
+        stated_terms = fields.get("payment_terms")
+        fields["payment_terms"] = stated_terms or DEFAULT_PAYMENT_TERMS  # a plan's wording replaces it
         contract = cls(**fields)
-        contract._check_terms()
+        contract._check_terms(stated_terms)
         contract.log(
             "drafted",
             contract.created_at,
@@ -334,13 +338,12 @@ class Contract(Aggregate):
         if self.status not in AMENDABLE_IN:
             raise InvalidTransition(f"a {self.status} contract cannot be amended")
         sent = sorted(terms)
-        if "payment_terms" in terms and "payment_plan" not in terms:
-            terms = {**terms, "payment_plan": None}  # free-text terms replace a structured plan
         before = {name: getattr(self, name) for name in {*terms, "payment_terms"}}
         for name, value in terms.items():
             setattr(self, name, value)
         try:
-            self._check_terms()
+            # Free text alone may restate the plan, not replace it: that takes payment_plan null.
+            self._check_terms(terms.get("payment_terms"))
         except DomainError:
             for name, value in before.items():
                 setattr(self, name, value)

@@ -3,6 +3,8 @@
 A plan checks itself (percentages add up to 100, days in order) and describes itself in the one
 wording the contract document, ``contract.signed`` and the orders service read: the words
 "prepayment"/"advance" mark what is due before delivery (orders parses the percentage from it).
+The plan is the source of truth: free text sent beside it must restate that wording, never
+replace or contradict it.
 """
 
 from __future__ import annotations
@@ -57,6 +59,14 @@ class PaymentPlan:
             if days != sorted(days) or not all(0 <= d <= MAX_DAYS for d in days):
                 raise DomainError(f"instalments fall due in order, between day 0 and day {MAX_DAYS}")
 
+    def check_stated(self, text: str | None) -> None:
+        """Free-text terms sent with (or against) the plan must say what the plan says."""
+        if text is not None and _words(text) != _words(self.describe()):
+            raise DomainError(
+                f"payment_terms contradicts the payment plan, which reads '{self.describe()}': leave "
+                "payment_terms out (it is set from the plan), or send payment_plan null for free-text terms"
+            )
+
     def describe(self) -> str:
         if self.kind == PlanKind.NET:
             return f"net {self.net_days} days"
@@ -68,6 +78,10 @@ class PaymentPlan:
             for i in self.instalments
         ]
         return "instalments: " + ", ".join(parts)
+
+
+def _words(text: str) -> list[str]:
+    return text.casefold().split()
 
 
 def _pct(value: Decimal) -> str:
