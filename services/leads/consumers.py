@@ -9,8 +9,8 @@ from services.leads import handlers
 from services.leads.config import assignment_policy, get_settings, load_grading_rules
 from services.leads.db import AccountRepository, CustomerEvents, CustomerKeys, SignedContracts
 from services.leads.domain import Account, InvalidIdentifier, MatchKey, MatchKind, normalize_company_name
-from services.leads.domain.timeline import customer_event
-from shared.events import ContractSigned, Event, OrderDelivered, SurveyCompleted, TicketOpened
+from services.leads.domain.timeline import CustomerEvent, customer_event
+from shared.events import ContractSigned, ContractTerminated, Event, OrderDelivered, SurveyCompleted, TicketOpened
 from shared.inbox import Subscription
 from shared.uow import UnitOfWork
 
@@ -71,6 +71,29 @@ async def on_customer_event(event: Event, uow: UnitOfWork) -> None:
     await CustomerEvents(uow).record(uow.message.id, customer_event(event))
 
 
+async def on_contract_terminated(event: ContractTerminated, uow: UnitOfWork) -> None:
+    """A terminated contract on the customer's timeline, once per event (keyed by the event id).
+
+    The account keeps its classification: whether the customer is still *signed* (other
+    contracts) or goes back to tracking is the owner's call, made through PATCH /v1/accounts.
+    """
+    assert uow.message is not None
+    entry = CustomerEvent(
+        event.customer_id,
+        "contract.terminated",
+        event.terminated_at,
+        f"Contract {event.contract_number} terminated: {event.reason}",
+        event.contract_number,
+        {
+            "contract_id": str(event.contract_id),
+            "previous_status": event.previous_status,
+            "terminated_by": event.terminated_by,
+            "reason": event.reason,
+        },
+    )
+    await CustomerEvents(uow).record(uow.message.id, entry)
+
+
 SUBSCRIPTIONS = [
     Subscription("leads.contract_signed", on_contract_signed, events=(ContractSigned,)),
     Subscription("leads.contract_signed_targets", on_contract_signed_for_targets, events=(ContractSigned,)),
@@ -79,6 +102,7 @@ SUBSCRIPTIONS = [
         on_customer_event,
         events=(ContractSigned, OrderDelivered, TicketOpened, SurveyCompleted),
     ),
+    Subscription("leads.contract_terminated", on_contract_terminated, events=(ContractTerminated,)),
 ]
 
 

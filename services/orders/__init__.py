@@ -21,6 +21,9 @@ Decisions worth knowing (see ``domain/order.py`` for the state machine):
 - A payment (by finance or the ERP) may not exceed what the order still owes: there is no refund
   or credit note here for a surplus to go to. The refusal (422 ``overpayment``) names the
   outstanding amount; the order's row lock serialises payments, so two at once cannot overpay.
+- A terminated contract (``contract.terminated``) cancels its order (``order.cancelled``, by
+  ``system``, the reason naming the contract) unless it is closed or goods have shipped: an order
+  with shipped goods stays, to be delivered, invoiced and paid for what was shipped.
 - Changes: before approval they amend and restart approval; after approval, until everything is
   delivered, they are change requests with their own approval round. Once goods are on shipments
   the change may only touch the rest: a line with quantities on shipments keeps its product, price

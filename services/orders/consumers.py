@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from services.orders.db import OrderRepository
 from services.orders.domain import Order
-from shared.events import ContractSigned
+from shared.events import ContractSigned, ContractTerminated
 from shared.inbox import Subscription
 from shared.policies import discount_authority
 from shared.uow import UnitOfWork
@@ -25,4 +25,15 @@ async def on_contract_signed(event: ContractSigned, uow: UnitOfWork) -> None:
     await orders.add(order)
 
 
-SUBSCRIPTIONS = [Subscription("orders.contract_signed", on_contract_signed, events=(ContractSigned,))]
+async def on_contract_terminated(event: ContractTerminated, uow: UnitOfWork) -> None:
+    """A terminated contract's order is cancelled (``order.cancelled``) unless goods have shipped."""
+    orders = OrderRepository(uow)
+    order = await orders.for_contract(event.contract_id)
+    if order is not None and order.contract_terminated(event.contract_number, event.reason, now=datetime.now(UTC)):
+        await orders.save(order)
+
+
+SUBSCRIPTIONS = [
+    Subscription("orders.contract_signed", on_contract_signed, events=(ContractSigned,)),
+    Subscription("orders.contract_terminated", on_contract_terminated, events=(ContractTerminated,)),
+]

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     Column,
+    ColumnElement,
     Index,
     Integer,
     Numeric,
@@ -171,7 +172,14 @@ class OrderRepository(Repository[Order]):
 
     async def get_by_number(self, number: str) -> Order | None:
         """For ERP callbacks, which know the order number; locked for the change."""
-        row = (await self.uow.execute(select(orders).where(orders.c.number == number).with_for_update())).first()
+        return await self._locked_one(orders.c.number == number)
+
+    async def for_contract(self, contract_id: uuid.UUID) -> Order | None:
+        """The contract's order (one at most), locked for the change."""
+        return await self._locked_one(orders.c.contract_id == contract_id)
+
+    async def _locked_one(self, where: ColumnElement[bool]) -> Order | None:
+        row = (await self.uow.execute(select(orders).where(where).with_for_update())).first()
         if row is None:
             return None
         order = self.from_row(row)

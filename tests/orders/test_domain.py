@@ -20,7 +20,7 @@ from services.orders.domain import (
     StepStatus,
 )
 from shared.domain import DomainError, InvalidTransition
-from shared.events import OrderApproved, OrderChanged, OrderDelivered, OrderRejected
+from shared.events import OrderApproved, OrderCancelled, OrderChanged, OrderDelivered, OrderRejected
 from shared.policies import discount_authority, parse_discount_authority
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -233,6 +233,24 @@ def test_cancellation_before_shipping_only() -> None:
     other = order()
     other.cancel(by="rep-1", reason="customer changed mind", now=NOW)
     assert other.status == OrderStatus.CANCELLED and other.pending_role is None
+
+
+def test_a_terminated_contract_cancels_its_order_unless_goods_shipped() -> None:
+    released = approved(order())
+    released.release_shipment(uuid.uuid4(), [(1, Decimal(1))], now=NOW)  # released, not shipped yet
+    assert released.contract_terminated("HT-2026-000001", "customer insolvent", now=NOW) is True
+    [cancelled] = events(released)
+    assert isinstance(cancelled, OrderCancelled) and cancelled.cancelled_by == "system"
+    assert cancelled.reason == "contract HT-2026-000001 terminated: customer insolvent"
+    assert released.contract_terminated("HT-2026-000001", "customer insolvent", now=NOW) is False  # once
+    assert not events(released)
+
+    shipped = approved(order())
+    shipment = shipped.release_shipment(uuid.uuid4(), [(1, Decimal(1))], now=NOW)
+    shipped.ship_shipment(shipment.id, now=NOW)
+    events(shipped)
+    assert shipped.contract_terminated("HT-2026-000002", "customer insolvent", now=NOW) is False
+    assert shipped.status == OrderStatus.RELEASED and not events(shipped)
 
 
 def pump(quantity: str, *, price: str = "500.00", line_no: int = 1, sku: str = "P-1") -> OrderLine:

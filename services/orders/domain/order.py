@@ -67,6 +67,7 @@ SALES_MANAGER = "sales_manager"
 FINANCE = "finance"
 REGIONAL_DIRECTOR = "regional_director"
 MARKETING_DIRECTOR = "marketing_director"
+CLOSED = (OrderStatus.DELIVERED, OrderStatus.COMPLETED, OrderStatus.CANCELLED)
 
 
 class NotAnApprover(DomainError):
@@ -554,7 +555,7 @@ class Order(Aggregate):
 
     def delay(self, *, promised_date: str, reason: str, now: datetime, shipment_id: uuid.UUID | None = None) -> None:
         """A new delivery promise, with the reason (``order.delayed``)."""
-        if self.status in (OrderStatus.DELIVERED, OrderStatus.COMPLETED, OrderStatus.CANCELLED):
+        if self.status in CLOSED:
             raise InvalidTransition(f"a {self.status} order cannot be delayed")
         if not reason.strip():
             raise DomainError("a delay needs a reason")
@@ -580,9 +581,9 @@ class Order(Aggregate):
         )
 
     def cancel(self, *, by: str, reason: str, now: datetime) -> None:
-        if self.status in (OrderStatus.DELIVERED, OrderStatus.COMPLETED, OrderStatus.CANCELLED):
+        if self.status in CLOSED:
             raise InvalidTransition(f"a {self.status} order cannot be cancelled")
-        if any(s.status in (ShipmentStatus.SHIPPED, ShipmentStatus.DELIVERED) for s in self.shipments):
+        if self._has_shipped():
             raise InvalidTransition("an order with shipped goods cannot be cancelled")
         if not reason.strip():
             raise DomainError("a cancellation needs a reason")
@@ -602,6 +603,17 @@ class Order(Aggregate):
                 cancelled_at=now,
             )
         )
+
+    def contract_terminated(self, contract_number: str, reason: str, *, now: datetime) -> bool:
+        """The contract ended early: the order is cancelled unless goods have shipped or it is closed.
+
+        An order with shipped goods stays, to be delivered, invoiced and paid for what was shipped.
+        False when there is nothing to cancel (also when the same termination arrives again).
+        """
+        if self.status in CLOSED or self._has_shipped():
+            return False
+        self.cancel(by="system", reason=f"contract {contract_number} terminated: {reason}", now=now)
+        return True
 
     # -- payments and invoices ----------------------------------------------------------------
 
@@ -877,6 +889,9 @@ class Order(Aggregate):
         index = next(i for i, s in enumerate(self.shipments) if s.id == shipment.id)
         self.shipments[index] = shipment
         return shipment
+
+    def _has_shipped(self) -> bool:
+        return any(s.status in (ShipmentStatus.SHIPPED, ShipmentStatus.DELIVERED) for s in self.shipments)
 
     def _everything_delivered(self) -> bool:
         done = self._quantities_in(ShipmentStatus.DELIVERED)
