@@ -92,3 +92,24 @@ async def test_a_terminated_contract_cancels_its_unshipped_order_and_shows_on_th
     assert sorted(e["reference"] for e in ended) == ["HT-2026-000042", "HT-2026-000043"]
     assert ended[0]["title"].endswith("terminated: customer insolvent")
     assert ended[0]["details"]["terminated_by"] == "legal-1"
+
+
+async def test_a_signing_delivered_after_its_termination_enters_no_order(
+    system: System, clean_db: asyncpg.Connection
+) -> None:
+    await system.start_worker("orders")
+    contract = signed("rep-1", "3000.00", datetime.now(UTC))
+    termination = await publish(terminated(contract, "withdrawn"), times=2)
+    await wait_until(
+        lambda: clean_db.fetchval("SELECT count(*) FROM orders.inbox WHERE event_id = $1", termination),
+        what="the termination consumed",
+    )
+    signing = await publish(contract, times=2)
+    await wait_until(
+        lambda: clean_db.fetchval("SELECT count(*) FROM orders.inbox WHERE event_id = $1", signing),
+        what="the late signing consumed",
+    )
+    await asyncio.sleep(0.5)  # the second deliveries had their chance
+    assert await clean_db.fetchval("SELECT count(*) FROM orders.orders") == 0
+    assert await clean_db.fetchval("SELECT count(*) FROM orders.terminated_contracts") == 1
+    assert await clean_db.fetchval("SELECT count(*) FROM orders.outbox") == 0

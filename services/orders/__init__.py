@@ -23,7 +23,9 @@ Decisions worth knowing (see ``domain/order.py`` for the state machine):
   outstanding amount; the order's row lock serialises payments, so two at once cannot overpay.
 - A terminated contract (``contract.terminated``) cancels its order (``order.cancelled``, by
   ``system``, the reason naming the contract) unless it is closed or goods have shipped: an order
-  with shipped goods stays, to be delivered, invoiced and paid for what was shipped.
+  with shipped goods stays, to be delivered, invoiced and paid for what was shipped. The
+  termination is remembered, so a ``contract.signed`` delivered after it enters no order; the two
+  consumers take a transaction lock on the contract so neither misses the other's effect.
 - Changes: before approval they amend and restart approval; after approval, until everything is
   delivered, they are change requests with their own approval round. Once goods are on shipments
   the change may only touch the rest: a line with quantities on shipments keeps its product, price

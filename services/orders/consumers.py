@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from services.orders.db import OrderRepository
+from services.orders.db import OrderRepository, TerminatedContracts
 from services.orders.domain import Order
 from shared.events import ContractSigned, ContractTerminated
 from shared.inbox import Subscription
@@ -15,9 +15,12 @@ from shared.uow import UnitOfWork
 
 async def on_contract_signed(event: ContractSigned, uow: UnitOfWork) -> None:
     """A signed contract enters exactly one order, at the approval stage (the runner commits)."""
-    orders = OrderRepository(uow)
+    orders, terminated = OrderRepository(uow), TerminatedContracts(uow)
+    await terminated.lock_contract(event.contract_id)
     if await orders.exists_for_contract(event.contract_id):
         return  # same contract signed event published twice under another id: state guard
+    if await terminated.contains(event.contract_id):
+        return  # its termination arrived first: nothing to fulfil
     now = datetime.now(UTC)
     order = Order.from_signed_contract(
         event, order_id=uuid.uuid4(), number=await orders.next_number(now), now=now, policy=discount_authority()
@@ -26,8 +29,13 @@ async def on_contract_signed(event: ContractSigned, uow: UnitOfWork) -> None:
 
 
 async def on_contract_terminated(event: ContractTerminated, uow: UnitOfWork) -> None:
-    """A terminated contract's order is cancelled (``order.cancelled``) unless goods have shipped."""
-    orders = OrderRepository(uow)
+    """A terminated contract's order is cancelled (``order.cancelled``) unless goods have shipped.
+
+    The termination is remembered, in case the contract's signing is delivered after it.
+    """
+    orders, terminated = OrderRepository(uow), TerminatedContracts(uow)
+    await terminated.lock_contract(event.contract_id)
+    await terminated.record(event.contract_id, event.contract_number, event.terminated_at)
     order = await orders.for_contract(event.contract_id)
     if order is not None and order.contract_terminated(event.contract_number, event.reason, now=datetime.now(UTC)):
         await orders.save(order)

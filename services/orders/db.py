@@ -124,6 +124,39 @@ erp_webhooks = Table(
     Index("ix_erp_webhooks_received_at", "received_at"),
 )
 
+# Contracts known to be terminated, so a contract.signed arriving after its termination (events
+# may be reordered) enters no order.
+terminated_contracts = Table(
+    "terminated_contracts",
+    metadata,
+    Column("contract_id", UUID(as_uuid=True), primary_key=True),
+    Column("contract_number", Text, nullable=False),
+    utc_timestamp("terminated_at", nullable=False),
+)
+
+
+async def _xact_lock(uow, name: str) -> None:
+    """A transaction-scoped advisory lock on ``name`` (released at commit or rollback)."""
+    await uow.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(literal(name), 0))))
+
+
+class TerminatedContracts:
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def lock_contract(self, contract_id: uuid.UUID) -> None:
+        """Serialises a contract's signing and termination, so neither misses the other's effect."""
+        await _xact_lock(self.uow, f"orders.contract:{contract_id}")
+
+    async def record(self, contract_id: uuid.UUID, contract_number: str, terminated_at: datetime) -> None:
+        values = {"contract_id": contract_id, "contract_number": contract_number, "terminated_at": terminated_at}
+        await self.uow.execute(pg_insert(terminated_contracts).values(**values).on_conflict_do_nothing())
+
+    async def contains(self, contract_id: uuid.UUID) -> bool:
+        query = select(terminated_contracts.c.contract_id).where(terminated_contracts.c.contract_id == contract_id)
+        return (await self.uow.execute(query)).first() is not None
+
+
 LINES = json_codec(list[OrderLine])
 CONTACT = json_codec(ContactInfo | None)
 APPROVALS = json_codec(list[ApprovalStep])
@@ -211,8 +244,7 @@ class OrderRepository(Repository[Order]):
 
     async def lock_customer_credit(self, customer_id: str) -> None:
         """A transaction-scoped lock on the customer's credit (released at commit or rollback)."""
-        key = func.hashtextextended(literal("orders.credit:") + customer_id, 0)
-        await self.uow.execute(select(func.pg_advisory_xact_lock(key)))
+        await _xact_lock(self.uow, "orders.credit:" + customer_id)
 
     async def held_count(self, customer_id: str) -> int:
         query = select(func.count()).where(orders.c.customer_id == customer_id, orders.c.credit_hold)
