@@ -17,7 +17,7 @@ from services.service_desk.db import (
 from services.service_desk.domain import Survey, Ticket, TicketStatus, Warranty
 from services.service_desk.domain.escalation import Escalation
 from services.service_desk.links import new_survey_link
-from shared.events import ContractSigned, OrderDelivered
+from shared.events import ContractSigned, ContractTerminated, OrderDelivered
 from shared.inbox import Subscription
 from shared.timers import cancel_timer, schedule_timer
 from shared.uow import UnitOfWork
@@ -39,6 +39,12 @@ async def on_contract_signed(event: ContractSigned, uow: UnitOfWork) -> None:
     """A signed contract counts toward the customer's service tier (its SLA policy), once per
     contract: the same contract arriving under another event id is not counted twice."""
     await CustomerContracts(uow).record(event)
+
+
+async def on_contract_terminated(event: ContractTerminated, uow: UnitOfWork) -> None:
+    """A terminated contract stops counting toward the customer's tier (tickets opened from now on;
+    open tickets keep the SLA they were given). Once per contract, in whichever order it arrives."""
+    await CustomerContracts(uow).record_termination(event)
 
 
 async def register_warranties(event: OrderDelivered, uow: UnitOfWork, now: datetime) -> None:
@@ -131,6 +137,7 @@ async def check_sla(payload: dict[str, Any], uow: UnitOfWork) -> None:
 SUBSCRIPTIONS = [
     Subscription("service_desk.order_delivered", on_order_delivered, events=(OrderDelivered,)),
     Subscription("service_desk.contract_signed", on_contract_signed, events=(ContractSigned,)),
+    Subscription("service_desk.contract_terminated", on_contract_terminated, events=(ContractTerminated,)),
 ]
 TIMERS = {
     SURVEY_REMINDER: remind_survey,

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    exists,
     false,
     func,
     literal,
@@ -49,7 +50,7 @@ from services.service_desk.domain.repair import Part, Repair, RepairStatus
 from services.service_desk.domain.sla import FIRST_RESPONSE, RESOLUTION, SlaClock
 from shared.auth import ADMIN, Principal
 from shared.db import service_metadata, utc_timestamp
-from shared.events import ContactInfo, ContractSigned
+from shared.events import ContactInfo, ContractSigned, ContractTerminated
 from shared.repository import Repository, json_codec
 
 metadata, platform_tables = service_metadata("service_desk")
@@ -278,6 +279,16 @@ customer_contracts = Table(
     Column("total_amount", Numeric(18, 2), nullable=False),
     utc_timestamp("signed_at", nullable=False),
     Index("ix_customer_contracts_customer_id", "customer_id"),
+)
+
+# Contracts terminated (contract.terminated): they no longer count toward a tier. Kept apart from
+# customer_contracts so a termination delivered before its signing still counts.
+terminated_contracts = Table(
+    "terminated_contracts",
+    metadata,
+    Column("contract_id", UUID(as_uuid=True), primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    utc_timestamp("terminated_at", nullable=False),
 )
 
 CONTACT = json_codec(ContactInfo | None)
@@ -564,7 +575,8 @@ class TicketRepository(Repository[Ticket]):
 
 
 class CustomerContracts:
-    """The contracts each customer signed, counted once per contract however often it arrives."""
+    """The contracts each customer signed, counted once per contract however often it arrives,
+    until they are terminated."""
 
     def __init__(self, uow: Any) -> None:
         self.uow = uow
@@ -584,12 +596,19 @@ class CustomerContracts:
         )
         return (await self.uow.execute(stmt)).rowcount == 1
 
+    async def record_termination(self, event: ContractTerminated) -> None:
+        values = {"contract_id": event.contract_id, "customer_id": event.customer_id}
+        stmt = pg_insert(terminated_contracts).values(**values, terminated_at=event.terminated_at)
+        await self.uow.execute(stmt.on_conflict_do_nothing(index_elements=[terminated_contracts.c.contract_id]))
+
     async def signed_totals(self, customer_id: str) -> dict[str, Decimal]:
-        """The customer's signed total per currency."""
+        """The customer's signed total per currency, terminated contracts left out."""
+        cc = customer_contracts.c
+        ended = exists().where(terminated_contracts.c.contract_id == cc.contract_id)
         query = (
-            select(customer_contracts.c.currency, func.sum(customer_contracts.c.total_amount))
-            .where(customer_contracts.c.customer_id == customer_id)
-            .group_by(customer_contracts.c.currency)
+            select(cc.currency, func.sum(cc.total_amount))
+            .where(cc.customer_id == customer_id, ~ended)
+            .group_by(cc.currency)
         )
         return {row[0]: row[1] for row in await self.uow.execute(query)}
 

@@ -6,7 +6,16 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from shared.events import CloudEvent, ContactInfo, ContractSigned, DeliveredItem, Event, OrderDelivered, make_envelope
+from shared.events import (
+    CloudEvent,
+    ContactInfo,
+    ContractSigned,
+    ContractTerminated,
+    DeliveredItem,
+    Event,
+    OrderDelivered,
+    make_envelope,
+)
 
 
 def order_delivered(
@@ -56,6 +65,6 @@ def contract_signed(*, customer_id: str = "acme", total: str = "1200000.00", cur
 
 
 def envelope(event: Event) -> CloudEvent:
-    if isinstance(event, ContractSigned):
+    if isinstance(event, ContractSigned | ContractTerminated):
         return make_envelope(event, source="/salesline/contracts", subject=str(event.contract_id))
     return make_envelope(event, source="/salesline/orders", subject=str(event.order_id))

@@ -10,6 +10,7 @@ import asyncpg
 from tests.conftest import System, auth, wait_until
 from tests.helpers import count
 from tests.service_desk.events import contract_signed, envelope
+from tests.test_contract_terminated import terminated
 from tests.test_pipeline import publish_raw
 
 AGENT = auth("agent-1", "support_agent")
@@ -67,3 +68,39 @@ async def test_a_contract_signed_twice_counts_once_toward_the_customer_tier(
     # P3 for a key customer: the key tier's P3 targets (8 h / 48 h, not 24 h / 72 h).
     p3 = (await api.post("/v1/tickets", json=_ticket("acme", "P3"), headers=AGENT)).json()
     assert [c["target_seconds"] for c in p3["sla"]] == [8 * H, 48 * H]
+
+
+async def test_a_terminated_contract_stops_counting_toward_the_tier_in_either_order(
+    system: System, clean_db: asyncpg.Connection
+) -> None:
+    await system.start_worker("service_desk")
+    api = await system.client("service_desk")
+
+    async def handled(consumer: str, n: int) -> None:
+        query = f"SELECT count(*) = {n} FROM service_desk.inbox WHERE consumer = 'service_desk.{consumer}'"
+        await wait_until(lambda: clean_db.fetchval(query), what=f"{n} {consumer} handled")
+
+    async def tier() -> str | None:
+        ticket = await api.post("/v1/tickets", json=_ticket("acme"), headers=AGENT)
+        assert ticket.status_code == 201, ticket.text
+        return ticket.json()["sla_tier"]
+
+    big = contract_signed(customer_id="acme", total="1200000.00")
+    await publish_raw(envelope(big))
+    await handled("contract_signed", 1)
+    assert await tier() == "key"
+    await publish_raw(envelope(terminated(big, "customer insolvent")), times=2)
+    await handled("contract_terminated", 1)
+    await asyncio.sleep(0.3)  # the second delivery had its chance
+    assert await count(clean_db, "SELECT count(*) FROM service_desk.terminated_contracts") == 1
+    assert await tier() is None
+
+    # A termination delivered before its signing: the contract never counts.
+    late = contract_signed(customer_id="acme", total="1500000.00")
+    await publish_raw(envelope(terminated(late, "withdrawn")), times=2)
+    await handled("contract_terminated", 2)
+    await publish_raw(envelope(late), times=2)
+    await handled("contract_signed", 2)
+    await asyncio.sleep(0.3)
+    assert await count(clean_db, "SELECT count(*) FROM service_desk.customer_contracts") == 2
+    assert await tier() is None
