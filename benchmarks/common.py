@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import math
 import multiprocessing
 import os
@@ -14,8 +15,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -263,6 +265,183 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
         "p99_ms": percentile(seconds, 99) * 1000,
         "max_ms": max(seconds, default=math.nan) * 1000,
     }
+
+
+# -- one event in, its effect polled through an API (benchmarks 2, 5 and 9) -------------------
+
+RATE = 50.0  # events per second for the latency figures
+POLL_INTERVAL = 0.01
+FIRST_POLL_AFTER = 0.005
+TIMEOUT = 30.0
+POLLED_AGAINST_HOP = (
+    f"poll every {POLL_INTERVAL * 1000:g} ms. Baseline: one bare aio-pika hop (confirms → consume) at {RATE:g}/s"
+)
+
+# The customer, owner and goods these benchmarks send through the services.
+BENCH_REP = "bench-rep"
+CONTACT_NAME, CONTACT_EMAIL = "Han Meimei", "han@example.com"
+DELIVERY_ADDRESS = "1 Century Ave, Shanghai"
+
+
+@dataclass(frozen=True)
+class Goods:
+    sku: str
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    warranty_months: int = 0
+
+    @property
+    def amount(self) -> Decimal:
+        return self.quantity * self.unit_price
+
+
+GOODS = (
+    Goods("PUMP-1", "Pump", Decimal(2), Decimal("1500.00"), warranty_months=12),
+    Goods("SVC-1", "Install", Decimal(1), Decimal("300.00")),
+)
+GOODS_TOTAL = sum((goods.amount for goods in GOODS), Decimal(0))
+
+
+def contact() -> Any:
+    from shared.events import ContactInfo
+
+    return ContactInfo(name=CONTACT_NAME, email=CONTACT_EMAIL)
+
+
+async def commit_events(runtime: Any, events: Sequence[tuple[Any, str]]) -> None:
+    """(event, subject) pairs committed into the service's outbox in one unit of work, as the
+    service does when its change happens (the events alone, no rows of its own)."""
+    uow = runtime.uow()
+    async with uow:
+        for event, subject in events:
+            uow.emit(event, subject=subject)
+        await uow.commit()
+
+
+def service_runtime(service: str) -> Any:
+    """A service's runtime (settings, engine, unit of work factory), as the driver's own."""
+    from shared.db import create_engine
+    from shared.service import Runtime
+
+    settings = importlib.import_module(f"services.{service}.config").get_settings()
+    tables = importlib.import_module(f"services.{service}.db").platform_tables
+    return Runtime(settings, create_engine(settings), tables)
+
+
+def latency_window(quick: bool) -> tuple[float, float]:
+    """Warm-up and measured seconds of a paced latency run."""
+    return (1.0, 5.0) if quick else (3.0, 20.0)
+
+
+def processes(servers: Sequence[Server]) -> dict[str, int]:
+    """What a CpuMeter watches: this driver and the servers."""
+    return {"driver (this process)": os.getpid(), **{server.name: server.pid for server in servers}}
+
+
+async def wait_for_consumer(queue: str, within: float = 30.0) -> None:
+    """Until a consumer is attached to ``queue`` (a worker that started is not yet consuming)."""
+    from benchmarks.broker import QueueProbe
+    from shared.config import ServiceSettings
+
+    deadline = time.monotonic() + within
+    async with QueueProbe(ServiceSettings()) as probe:
+        while (await probe.depth(queue))[1] < 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no consumer on {queue} after {within:g} s")
+            await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def running(servers: Sequence[Server], consumer_queue: str) -> AsyncIterator[None]:
+    """The servers started and ``consumer_queue`` consumed; they must still be alive at the end."""
+    try:
+        for server in servers:
+            await server.start()
+        await wait_for_consumer(consumer_queue)
+        yield
+        for server in servers:
+            server.check_alive()
+    finally:
+        for server in reversed(servers):
+            await server.stop()
+
+
+async def seconds_until_listed(pool: Any, path: str, auth: dict[str, str], since: float) -> float:
+    """Poll the list ``path`` until it lists something: the seconds from ``since`` (monotonic)."""
+    import json
+
+    await asyncio.sleep(FIRST_POLL_AFTER)
+    while True:
+        status, body = await pool.get(path, auth)
+        if status != 200:
+            raise RuntimeError(f"GET {path} answered {status}: {body[:300]!r}")
+        if json.loads(body)["items"]:
+            return time.monotonic() - since
+        if time.monotonic() - since > TIMEOUT:
+            raise RuntimeError(f"GET {path} listed nothing in {TIMEOUT:g}s")
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+@dataclass
+class PacedLatencies:
+    primed: float  # the first event's, which primed the path (connections, prepared statements)
+    latencies: list[float | None]  # one per paced event, warm-up included
+    cores: dict[str, float]  # CPU use of each process during the paced run
+    warmup: float
+    window: float
+
+
+async def paced_latencies(
+    servers: Sequence[Server],
+    api: Server,
+    token: str,
+    watch: Callable[[Any, dict[str, str]], Awaitable[float]],
+    *,
+    warmup: float,
+    window: float,
+) -> PacedLatencies:
+    """``watch(pool, auth)`` sends one event and returns the seconds until ``api`` lists its effect:
+    once to prime the path, then at ``RATE`` for ``warmup + window`` seconds, CPU metered. The
+    polls go through a few keep-alive connections (see :mod:`benchmarks.http11` for why not httpx)."""
+    from benchmarks.cpu import CpuMeter
+    from benchmarks.http11 import Http11Pool
+
+    pool = Http11Pool("127.0.0.1", api.port, size=8)
+    auth = {"Authorization": f"Bearer {token}"}
+    try:
+        primed = await watch(pool, auth)
+        latencies: list[float | None] = [None] * int(RATE * (warmup + window))
+
+        async def fire(k: int) -> None:
+            latencies[k] = await watch(pool, auth)
+
+        meter = CpuMeter(processes(servers))
+        meter.start()
+        await paced(RATE, warmup + window, fire)
+        cores = meter.stop()
+    finally:
+        pool.close()
+    return PacedLatencies(primed, latencies, cores, warmup, window)
+
+
+async def report_against_bare_hop(report: Report, figure_name: str, noun: str, run: PacedLatencies) -> Report:
+    """p50/p99 of the paced run after its warm-up, beside one bare broker hop at the same rate."""
+    from benchmarks.cpu import describe
+    from benchmarks.pipeline import bare_hop_latency
+
+    measured = [v for v in run.latencies[int(RATE * run.warmup) :] if v is not None]
+    figure = latency_summary(measured)
+    hop = await bare_hop_latency(RATE, run.warmup, run.window)
+    report.add(f"p50 {figure_name} at {RATE:g}/s", figure["p50_ms"], "ms", hop["p50_ms"])
+    report.add(f"p99 {figure_name} at {RATE:g}/s", figure["p99_ms"], "ms", hop["p99_ms"])
+    report.notes.append(
+        f"{figure['count']} {noun} measured (max {figure['max_ms']:.1f} ms); the first, priming the path, "
+        f"took {run.primed * 1000:.0f} ms; resolution: one poll interval ({POLL_INTERVAL * 1000:g} ms)"
+    )
+    report.notes.append("during the run " + describe(run.cores))
+    report.details = {"rate": RATE, "warmup": run.warmup, "window": run.window, "figure": figure, "baseline": hop}
+    return report
 
 
 # -- results --------------------------------------------------------------------------------

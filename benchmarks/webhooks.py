@@ -50,9 +50,9 @@ from benchmarks.common import (
     join,
     receive,
     spawn,
+    wait_for_consumer,
     watch_stop,
 )
-from benchmarks.contract_to_order import _wait_for_consumer
 from benchmarks.cpu import CpuMeter, describe
 from benchmarks.http11 import Http11Client, request_head
 from benchmarks.pipeline import BenchPing, Plan, Side, bare_hop_latency, measure, produce_outbox, run_relay
@@ -278,7 +278,7 @@ async def _run(quick: bool) -> Report:
     worker = Server("webhooks-worker", [sys.executable, "-m", "services.webhooks.worker"])
     try:
         await worker.start()
-        await _wait_for_consumer(queue)
+        await wait_for_consumer(queue)
         receiver = functools.partial(run_receiver, port, duplicates)
         side = Side(
             "webhooks", queue, produce_outbox, receiver, relay=run_relay, watch=(("webhooks worker", worker.pid),)

@@ -19,25 +19,34 @@ service does when an opportunity is won: the event alone).
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from benchmarks.broker import declare_queue, own_exchange
-from benchmarks.common import Report, Server, admin_connection, paced
-from benchmarks.contract_to_order import (
-    POLL_INTERVAL,
+from benchmarks.common import (
+    BENCH_REP,
+    DELIVERY_ADDRESS,
+    GOODS,
+    GOODS_TOTAL,
+    POLLED_AGAINST_HOP,
     RATE,
     TIMEOUT,
-    _wait_for_consumer,
+    Report,
+    Server,
+    admin_connection,
+    commit_events,
+    contact,
+    latency_window,
+    paced_latencies,
+    processes,
     report_against_bare_hop,
+    running,
     seconds_until_listed,
+    service_runtime,
 )
 from benchmarks.cpu import CpuMeter, describe
-from benchmarks.http11 import Http11Pool
 from benchmarks.pipeline import BASELINE_CONSUMER, BASELINE_ROUTING_KEY, Plan, Side, consume_bare, measure, publish_bare
 
 PER_TX = 50
@@ -45,26 +54,21 @@ PER_TX = 50
 
 async def run(quick: bool) -> Report:
     from services.contracts.config import get_settings as contracts_settings
-    from services.leads.config import get_settings as leads_settings
-    from services.leads.db import platform_tables
     from shared.auth import mint_token
     from shared.config import ServiceSettings
-    from shared.db import create_engine
-    from shared.events import ContactInfo, ContractLine, OpportunityWon
-    from shared.service import Runtime
+    from shared.events import ContractLine, OpportunityWon
 
-    warmup, window = (1.0, 5.0) if quick else (3.0, 20.0)
+    warmup, window = latency_window(quick)
     burst = 300 if quick else 2000
     report = Report(
         "9. Opportunity won → contract draft visible; drafts per second",
         f"commit opportunity.won into the leads outbox at {RATE:g}/s for {window:g} s (after {warmup:g} s "
         f"warm-up), then a burst of {burst} ({PER_TX}/transaction); leads worker (relay), contracts worker and "
-        f"contracts API (uvicorn, 1 worker) as real processes; poll every {POLL_INTERVAL * 1000:g} ms. "
-        f"Baselines: one bare aio-pika hop (confirms → consume) at {RATE:g}/s; bare aio-pika saturation.",
+        f"contracts API (uvicorn, 1 worker) as real processes; {POLLED_AGAINST_HOP}; for the burst, bare "
+        "aio-pika saturation.",
     )
-    settings = leads_settings()
-    runtime = Runtime(settings, create_engine(settings), platform_tables)
-    token = mint_token(settings, sub="bench-rep", roles=["sales_rep"])
+    runtime = service_runtime("leads")
+    token = mint_token(runtime.settings, sub=BENCH_REP, roles=["sales_rep"])
 
     def won() -> OpportunityWon:
         return OpportunityWon(
@@ -72,110 +76,67 @@ async def run(quick: bool) -> Report:
             quote_id=uuid.uuid4(),
             account_id=f"bench-{uuid.uuid4().hex[:8]}",
             customer_name="上海示例有限公司",
-            contact=ContactInfo(name="Han Meimei", email="han@example.com"),
-            owner_id="bench-rep",
+            contact=contact(),
+            owner_id=BENCH_REP,
             region="east",
             currency="CNY",
-            lines=(
+            lines=tuple(
                 ContractLine(
-                    line_no=1,
-                    sku="PUMP-1",
-                    description="Pump",
-                    quantity=Decimal(2),
-                    unit_price=Decimal("1500.00"),
-                    amount=Decimal("3000.00"),
-                    warranty_months=12,
-                ),
-                ContractLine(
-                    line_no=2,
-                    sku="SVC-1",
-                    description="Install",
-                    quantity=Decimal(1),
-                    unit_price=Decimal("300.00"),
-                    amount=Decimal("300.00"),
-                ),
+                    line_no=line_no,
+                    sku=goods.sku,
+                    description=goods.description,
+                    quantity=goods.quantity,
+                    unit_price=goods.unit_price,
+                    amount=goods.amount,
+                    warranty_months=goods.warranty_months,
+                )
+                for line_no, goods in enumerate(GOODS, start=1)
             ),
-            subtotal_amount=Decimal("3300.00"),
-            total_amount=Decimal("3300.00"),
+            subtotal_amount=GOODS_TOTAL,
+            total_amount=GOODS_TOTAL,
             payment_terms="net 30",
-            delivery_address="1 Century Ave, Shanghai",
+            delivery_address=DELIVERY_ADDRESS,
             won_at=datetime.now(UTC),
         )
 
     async def commit(events: list[OpportunityWon]) -> None:
-        uow = runtime.uow()
-        async with uow:
-            for event in events:
-                uow.emit(event, subject=str(event.opportunity_id))
-            await uow.commit()
+        await commit_events(runtime, [(event, str(event.opportunity_id)) for event in events])
 
     servers = [
         Server("leads-worker", [sys.executable, "-m", "services.leads.worker"]),
         Server("contracts-worker", [sys.executable, "-m", "services.contracts.worker"]),
         Server.uvicorn("contracts-api", "services.contracts.main:create_app", workers=1),
     ]
+
+    async def win_and_watch(pool, auth: dict[str, str]) -> float:
+        event = won()
+        await commit([event])
+        path = f"/v1/contracts?opportunity_id={event.opportunity_id}"
+        return await seconds_until_listed(pool, path, auth, time.monotonic())
+
     admin = await admin_connection()
     try:
-        for server in servers:
-            await server.start()
-        await _wait_for_consumer(contracts_settings().queue_name("contracts.opportunity_won"))
-        pool = Http11Pool("127.0.0.1", servers[2].port, size=8)
-        auth = {"Authorization": f"Bearer {token}"}
-        try:
+        async with running(servers, contracts_settings().queue_name("contracts.opportunity_won")):
+            paced = await paced_latencies(servers, servers[2], token, win_and_watch, warmup=warmup, window=window)
 
-            async def win_and_watch() -> float:
-                event = won()
-                await commit([event])
-                path = f"/v1/contracts?opportunity_id={event.opportunity_id}"
-                return await seconds_until_listed(pool, path, auth, time.monotonic())
-
-            primed = await win_and_watch()  # primes the path (connections, prepared statements)
-            latencies: list[float | None] = [None] * int(RATE * (warmup + window))
-
-            async def fire(k: int) -> None:
-                latencies[k] = await win_and_watch()
-
-            watched = {"driver (this process)": os.getpid(), **{server.name: server.pid for server in servers}}
-            meter = CpuMeter(watched)
+            before = await admin.fetchval("SELECT count(*) FROM contracts.contracts")
+            events = [won() for _ in range(burst)]
+            meter = CpuMeter(processes(servers))
             meter.start()
-            await paced(RATE, warmup + window, fire)
-            cores = meter.stop()
-        finally:
-            pool.close()
-
-        before = await admin.fetchval("SELECT count(*) FROM contracts.contracts")
-        events = [won() for _ in range(burst)]
-        meter = CpuMeter(watched)
-        meter.start()
-        started = time.monotonic()
-        for i in range(0, burst, PER_TX):
-            await commit(events[i : i + PER_TX])
-        while await admin.fetchval("SELECT count(*) FROM contracts.contracts") < before + burst:
-            if time.monotonic() - started > TIMEOUT * 4:
-                raise RuntimeError(f"the burst of {burst} was not drafted in {TIMEOUT * 4:g}s")
-            await asyncio.sleep(0.05)
-        drafted_per_s = burst / (time.monotonic() - started)
-        burst_cores = meter.stop()
-        for server in servers:
-            server.check_alive()
+            started = time.monotonic()
+            for i in range(0, burst, PER_TX):
+                await commit(events[i : i + PER_TX])
+            while await admin.fetchval("SELECT count(*) FROM contracts.contracts") < before + burst:
+                if time.monotonic() - started > TIMEOUT * 4:
+                    raise RuntimeError(f"the burst of {burst} was not drafted in {TIMEOUT * 4:g}s")
+                await asyncio.sleep(0.05)
+            drafted_per_s = burst / (time.monotonic() - started)
+            burst_cores = meter.stop()
     finally:
         await admin.close()
-        for server in reversed(servers):
-            await server.stop()
         await runtime.engine.dispose()
 
-    report = await report_against_bare_hop(
-        report,
-        "won → draft listed",
-        "won opportunities",
-        latencies,
-        rate=RATE,
-        poll_interval=POLL_INTERVAL,
-        primed=primed,
-        warmup=warmup,
-        window=window,
-        cores=cores,
-    )
+    report = await report_against_bare_hop(report, "won → draft listed", "won opportunities", paced)
     with own_exchange("won-to-draft"):
         queue = await declare_queue(ServiceSettings(), BASELINE_CONSUMER, [BASELINE_ROUTING_KEY])
         plan = Plan(warmup=1.0, window=3.0) if quick else Plan(warmup=3.0, window=10.0)
