@@ -17,10 +17,10 @@ async def on_contract_signed(event: ContractSigned, uow: UnitOfWork) -> None:
     """A signed contract enters exactly one order, at the approval stage (the runner commits)."""
     orders, terminated = OrderRepository(uow), TerminatedContracts(uow)
     await terminated.lock_contract(event.contract_id)
-    if await orders.exists_for_contract(event.contract_id):
-        return  # same contract signed event published twice under another id: state guard
-    if await terminated.contains(event.contract_id):
-        return  # its termination arrived first: nothing to fulfil
+    if await terminated.signing_done_or_void(event.contract_id):
+        # The same signing published again under another id (state guard), or its termination
+        # arrived first: nothing to fulfil.
+        return
     now = datetime.now(UTC)
     order = Order.from_signed_contract(
         event, order_id=uuid.uuid4(), number=await orders.next_number(now), now=now, policy=discount_authority()

@@ -26,8 +26,10 @@ from sqlalchemy import (
     Text,
     and_,
     delete,
+    exists,
     func,
     literal,
+    or_,
     select,
     text,
 )
@@ -152,9 +154,11 @@ class TerminatedContracts:
         values = {"contract_id": contract_id, "contract_number": contract_number, "terminated_at": terminated_at}
         await self.uow.execute(pg_insert(terminated_contracts).values(**values).on_conflict_do_nothing())
 
-    async def contains(self, contract_id: uuid.UUID) -> bool:
-        query = select(terminated_contracts.c.contract_id).where(terminated_contracts.c.contract_id == contract_id)
-        return (await self.uow.execute(query)).first() is not None
+    async def signing_done_or_void(self, contract_id: uuid.UUID) -> bool:
+        """Whether the contract already has its order, or was terminated (one round trip for both)."""
+        has_order = exists().where(orders.c.contract_id == contract_id)
+        ended = exists().where(terminated_contracts.c.contract_id == contract_id)
+        return bool((await self.uow.execute(select(or_(has_order, ended)))).scalar())
 
 
 LINES = json_codec(list[OrderLine])
@@ -198,10 +202,6 @@ class OrderRepository(Repository[Order]):
 
     async def next_number(self, now: datetime) -> str:
         return await next_document_number(self.uow, order_number_seq, "SO", now)
-
-    async def exists_for_contract(self, contract_id: uuid.UUID) -> bool:
-        query = select(orders.c.id).where(orders.c.contract_id == contract_id)
-        return (await self.uow.execute(query)).first() is not None
 
     async def get_by_number(self, number: str) -> Order | None:
         """For ERP callbacks, which know the order number; locked for the change."""
