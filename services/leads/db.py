@@ -35,6 +35,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.leads.domain import (
     CONTACT_KINDS,
+    NO_FIRST_CONTACT,
+    RELEASED,
     Account,
     AccountClassification,
     Activity,
@@ -57,12 +59,14 @@ from services.leads.domain.behaviour import BehaviourModel
 from services.leads.domain.conversion import Contact
 from services.leads.domain.opportunity import Opportunity, Stage
 from services.leads.domain.quote import Quote, QuoteLine, QuoteStatus
+from services.leads.domain.response import MERGED, OWNER_CHANGED, REASSIGNED, ResponseCounts
 from services.leads.domain.target import PeriodKind, Target, TargetScope
 from services.leads.domain.timeline import CustomerEvent
 from services.leads.domain.web_form import LeadForm
 from services.leads.sales_scope import sales_scope
 from shared.auth import Principal
 from shared.db import service_metadata, utc_timestamp
+from shared.events import LeadAssigned, LeadMerged, LeadOwnerChanged, LeadReturnedToPool
 from shared.numbers import next_document_number
 from shared.pagination import PageParams, fetch_page
 from shared.repository import Repository, json_codec
@@ -181,6 +185,90 @@ ownership_conflicts = Table(
     Index("ix_ownership_conflicts_created_at_id", "created_at", "id"),
 )
 
+# Every assignment of a lead to a rep (by the rules, by hand, by a claim), its first contact and
+# how it ended: the lead row keeps only the current one; the response report reads these.
+lead_assignments = Table(
+    "lead_assignments",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("lead_id", UUID(as_uuid=True), nullable=False),
+    Column("rep_id", Text, nullable=False),
+    Column("team", Text),  # the rep's team then
+    Column("region", Text),  # the lead's
+    Column("source", Text, nullable=False),  # the lead's
+    utc_timestamp("assigned_at", nullable=False),
+    utc_timestamp("first_contact_due_at"),
+    utc_timestamp("first_contacted_at"),
+    utc_timestamp("ended_at"),  # NULL: the rep still has the lead
+    Column("end_reason", Text),  # released, no_first_contact, reassigned, owner_changed, merged
+    # At most one open assignment per lead (and how a change finds it).
+    Index("uq_lead_assignments_open_lead_id", "lead_id", unique=True, postgresql_where=text("ended_at IS NULL")),
+    # The report: by period, within the caller's scope and the filters.
+    Index("ix_lead_assignments_assigned_at", "assigned_at"),
+    Index("ix_lead_assignments_rep_id_assigned_at", "rep_id", "assigned_at"),
+    Index("ix_lead_assignments_team_assigned_at", "team", "assigned_at"),
+    Index("ix_lead_assignments_region_assigned_at", "region", "assigned_at"),
+    Index("ix_lead_assignments_source_assigned_at", "source", "assigned_at"),
+)
+
+
+class LeadAssignments:
+    """The assignment history, written as the lead aggregate changes (see LeadRepository)."""
+
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    def opened(self, lead: Lead, event: LeadAssigned) -> None:
+        self.uow.insert_later(
+            lead_assignments,
+            {
+                "id": uuid.uuid4(),
+                "lead_id": lead.id,
+                "rep_id": event.owner_id,
+                "team": lead.team,
+                "region": lead.region,
+                "source": lead.source.value,
+                "assigned_at": event.assigned_at,
+                "first_contact_due_at": event.first_contact_due_at,
+                "first_contacted_at": None,
+                "ended_at": None,
+                "end_reason": None,
+            },
+        )
+
+    async def ended(self, lead_id: uuid.UUID, at: Any, reason: str) -> None:
+        a = lead_assignments.c
+        await self.uow.execute(
+            update(lead_assignments)
+            .where(a.lead_id == lead_id, a.ended_at.is_(None))
+            .values(ended_at=at, end_reason=reason)
+        )
+
+    async def contacted(self, lead: Lead) -> None:
+        a = lead_assignments.c
+        await self.uow.execute(
+            update(lead_assignments)
+            .where(a.lead_id == lead.id, a.ended_at.is_(None), a.rep_id == lead.owner_id)
+            .where(a.first_contacted_at.is_(None))
+            .values(first_contacted_at=lead.first_contacted_at)
+        )
+
+    async def record(self, lead: Lead, contact_before: datetime | None) -> None:
+        """What ``lead``'s pending events (and a new first contact) do to its assignments."""
+        for event, _ in lead.pending_events:
+            if isinstance(event, LeadAssigned):
+                if event.previous_owner_id is not None:
+                    await self.ended(lead.id, event.assigned_at, REASSIGNED)
+                self.opened(lead, event)
+            elif isinstance(event, LeadReturnedToPool):
+                await self.ended(lead.id, event.returned_at, event.reason)
+            elif isinstance(event, LeadOwnerChanged):
+                await self.ended(lead.id, func.now(), OWNER_CHANGED)
+            elif isinstance(event, LeadMerged):
+                await self.ended(event.merged_lead_id, event.merged_at, MERGED)
+        if lead.first_contacted_at is not None and lead.first_contacted_at != contact_before:
+            await self.contacted(lead)
+
 
 class AccountRepository(Repository[Account]):
     table = accounts
@@ -249,6 +337,20 @@ class LeadRepository(Repository[Lead]):
 
     _changing = False
 
+    def __init__(self, uow) -> None:
+        super().__init__(uow)
+        # Each loaded lead's first contact: a save that sets it records it on the assignment.
+        self._loaded_contact: dict[uuid.UUID, datetime | None] = {}
+
+    async def add(self, lead: Lead) -> None:
+        await LeadAssignments(self.uow).record(lead, None)
+        await super().add(lead)
+
+    async def save(self, lead: Lead) -> None:
+        await LeadAssignments(self.uow).record(lead, self._loaded_contact.get(lead.id))
+        self._loaded_contact[lead.id] = lead.first_contacted_at
+        await super().save(lead)
+
     async def merged_into(self, lead_id: uuid.UUID) -> list[uuid.UUID]:
         query = select(leads.c.id).where(leads.c.merged_into_lead_id == lead_id)
         return list((await self.uow.execute(query)).scalars())
@@ -281,6 +383,8 @@ class LeadRepository(Repository[Lead]):
             lead = await super().get(aggregate_id, None, for_update=for_update)
             if lead is not None and not lead.in_pool:
                 return None
+        if lead is not None:
+            self._loaded_contact[lead.id] = lead.first_contacted_at
         return lead
 
     async def pool(
@@ -1244,6 +1348,22 @@ class CustomerEvents:
 Index("ix_opportunities_source_created_at", opportunities.c.source, opportunities.c.created_at)
 
 
+def _report_where(
+    principal: Principal, owner: Any, columns: Any, filters: dict[str, Any], moment: Any, start, end
+) -> list[ColumnElement[bool]]:
+    """A report's rows: in the caller's sales scope (by ``owner`` and the rows' team and region),
+    matching the filters (column: value, None ignored), with ``moment`` in [start, end)."""
+    where = [
+        sales_scope(principal, owner=owner, team=columns.team, region=columns.region),
+        *(columns[column] == value for column, value in filters.items() if value is not None),
+    ]
+    if start is not None:
+        where.append(moment >= start)
+    if end is not None:
+        where.append(moment < end)
+    return where
+
+
 class FunnelQueries:
     def __init__(self, uow) -> None:
         self.uow = uow
@@ -1252,14 +1372,9 @@ class FunnelQueries:
         """Per stage: (count, value) standing there now, how many reached it, average seconds in it."""
         o, h = opportunities.c, opportunity_stages.c
         where = [
-            sales_scope(principal, owner=o.owner_id, team=o.team, region=o.region),
+            *_report_where(principal, o.owner_id, o, filters, o.created_at, created_from, created_to),
             o.currency == currency,
-            *(o[column] == value for column, value in filters.items() if value is not None),
         ]
-        if created_from is not None:
-            where.append(o.created_at >= created_from)
-        if created_to is not None:
-            where.append(o.created_at < created_to)
         current = await self.uow.execute(
             select(o.stage, func.count(), func.coalesce(func.sum(o.amount), 0)).where(*where).group_by(o.stage)
         )
@@ -1277,6 +1392,46 @@ class FunnelQueries:
             {stage: n for stage, n, _ in history_rows},
             {stage: None if avg is None else float(avg) for stage, _, avg in history_rows},
         )
+
+
+class ResponseQueries:
+    def __init__(self, uow) -> None:
+        self.uow = uow
+
+    async def figures(
+        self, principal: Principal, *, filters: dict[str, Any], assigned_from, assigned_to
+    ) -> tuple[dict[str, ResponseCounts], ResponseCounts | None]:
+        """Per rep and in total, over the assignments made in the period that ``principal`` may
+        see: one query, the total being the rollup's row."""
+        a = lead_assignments.c
+        where = _report_where(principal, a.rep_id, a, filters, a.assigned_at, assigned_from, assigned_to)
+        # A contact logged as having happened before the assignment counts as immediate (LEAST
+        # skips NULLs: no contact stays NULL, which the percentiles skip).
+        seconds = func.extract("epoch", a.first_contacted_at - func.least(a.assigned_at, a.first_contacted_at))
+        query = (
+            select(
+                a.rep_id,
+                func.grouping(a.rep_id).label("is_total"),
+                func.count().label("assigned"),
+                func.count(a.first_contacted_at).label("contacted"),
+                func.percentile_cont(0.5).within_group(seconds).label("median_seconds"),
+                func.percentile_cont(0.9).within_group(seconds).label("p90_seconds"),
+                func.count().filter(a.first_contacted_at <= a.first_contact_due_at).label("within_window"),
+                func.count().filter(a.first_contacted_at.is_(None), a.ended_at.is_(None)).label("uncontacted"),
+                func.count().filter(a.end_reason == NO_FIRST_CONTACT).label("returned_no_contact"),
+                func.count().filter(a.end_reason == RELEASED).label("released"),
+            )
+            .where(*where)
+            .group_by(func.rollup(a.rep_id))
+        )
+        per_rep, total = {}, None
+        for row in await self.uow.execute(query):
+            counts = ResponseCounts(**{name: row._mapping[name] for name in ResponseCounts.__slots__})
+            if row.is_total:
+                total = counts
+            else:
+                per_rep[row.rep_id] = counts
+        return per_rep, total
 
 
 # -- web-to-lead forms ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from services.leads.db import (
     OpportunityRepository,
     OwnershipConflicts,
     QuoteRepository,
+    ResponseQueries,
     SalesRepRepository,
     SalesTeamRepository,
     TargetRepository,
@@ -67,6 +68,7 @@ from services.leads.domain.funnel import Funnel, funnel
 from services.leads.domain.matching import normalize_email, normalize_phone
 from services.leads.domain.opportunity import Opportunity, Stage
 from services.leads.domain.quote import LineInput, PriceRules, Quote
+from services.leads.domain.response import Response, response
 from services.leads.domain.target import Period, Target, may_set_target
 from services.leads.domain.web_form import LeadForm
 from shared.auth import INTEGRATION, REGIONAL_DIRECTOR, SALES_MANAGER, SALES_REP, Principal
@@ -1209,6 +1211,23 @@ async def funnel_report(
             principal, currency=currency, filters=filters, created_from=created_from, created_to=created_to
         )
     return funnel(current, reached, seconds)
+
+
+async def response_report(
+    principal: Principal,
+    uow: UnitOfWork,
+    *,
+    assigned_from: datetime | None,
+    assigned_to: datetime | None,
+    **filters: str | None,
+) -> Response:
+    """Time to first contact and pool returns, per rep and in total, over the assignments made in
+    the period that the caller may see (a rep their own, a manager their team's, ...)."""
+    async with uow:
+        per_rep, total = await ResponseQueries(uow).figures(
+            principal, filters=filters, assigned_from=assigned_from, assigned_to=assigned_to
+        )
+    return response(per_rep, total)
 
 
 # -- web-to-lead forms ---------------------------------------------------------------------------

@@ -236,3 +236,25 @@ class FunnelRead(ApiResponse):
     win_rate_pct: Decimal | None = Field(description="won / (won + lost)")
     won_value: Money
     lost_value: Money
+
+
+class ResponseFiguresRead(ApiResponse):
+    assigned: int = Field(description="Assignments made in the period (a lead given twice counts twice)")
+    contacted: int = Field(description="Of those, how many got a first contact")
+    median_hours: Decimal | None = Field(description="Median time from assignment to first contact")
+    p90_hours: Decimal | None = Field(description="90th percentile of the time from assignment to first contact")
+    within_window: int = Field(description="Contacted by the first-contact deadline (24 h by default)")
+    within_window_pct: Decimal | None = Field(description="within_window / assigned")
+    uncontacted: int = Field(description="Still with the rep, no contact yet")
+    returned_no_contact: int = Field(description="Taken back to the pool for want of a first contact")
+    released: int = Field(description="Released to the pool by hand")
+
+
+class RepResponseRead(ResponseFiguresRead):
+    rep_id: str
+
+
+class ResponseReportRead(ApiResponse):
+    period: str | None
+    reps: list[RepResponseRead]
+    total: ResponseFiguresRead
