@@ -29,7 +29,13 @@ is 1 only when a benchmark could not run (or lost or duplicated events, or had f
 9. opportunity won → contract draft listed by the contracts API, vs one bare broker hop, and
    contracts drafted per second vs bare aio-pika saturation (``benchmarks/won_to_draft.py``);
 10. bulk lead import: CSV rows registered per second by the leads worker (5,000 quick, 100,000
-   full, one in ten a duplicate) vs bare batched inserts (``benchmarks/lead_import.py``).
+   full, one in ten a duplicate) vs bare batched inserts (``benchmarks/lead_import.py``);
+11. leads created per second through ``POST /v1/leads`` (a rep, a new customer each time) vs a
+   bare FastAPI + asyncpg insert (``benchmarks/lead_create.py``);
+12. the lead list (``GET /v1/leads``: rep, manager and director scopes, filters, first and deep
+   pages) at 10,000, 100,000 and 1,000,000 seeded leads (100,000 with ``--quick``): p99 at each
+   size and p99(largest) / p99(10,000), vs the same keyset query by raw asyncpg
+   (``benchmarks/lead_list.py``).
 
 ``--quick`` is a smoke run of about a minute (short windows); the full run takes a few minutes.
 """
@@ -61,6 +67,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "8": ("benchmarks.sla_timers", "SLA timer throughput"),
     "9": ("benchmarks.won_to_draft", "opportunity won → contract draft"),
     "10": ("benchmarks.lead_import", "bulk lead import"),
+    "11": ("benchmarks.lead_create", "leads created per second"),
+    "12": ("benchmarks.lead_list", "lead list over 1,000,000 rows"),
 }
 
 

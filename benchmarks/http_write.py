@@ -16,6 +16,7 @@ the bare server: the write figures mean something only well below it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import time
@@ -57,27 +58,37 @@ CONTRACT = {
 }
 
 
+# In a body loaded with ``numbered=True``: replaced by each request's own number (8 digits).
+NUMBER = "%N%"
+
+
 async def generate_load(port: int, method: str, path: str, body: bytes, options: dict[str, Any], results) -> None:
     """The load generator process: ``CONCURRENCY`` closed-loop clients for warm-up + window.
 
-    ``options``: ``headers``, ``warmup``, ``window``, and ``idempotency_keys`` (a fresh
-    ``Idempotency-Key`` on every request, as a mobile client sends).
+    ``options``: ``headers``, ``warmup``, ``window``, ``idempotency_keys`` (a fresh
+    ``Idempotency-Key`` on every request, as a mobile client sends) and ``numbered`` (``NUMBER``
+    in the body becomes a number unique to the request, e.g. a new customer's phone each time).
     """
     warmup, window, keyed = options["warmup"], options["window"], options["idempotency_keys"]
+    numbered = options.get("numbered", False)
     host = f"127.0.0.1:{port}"
     head = request_head(method, path, host, options["headers"], body)
     tally = Tally(warmup, window)
+    numbers = itertools.count()
 
     async def client_loop() -> None:
         client = Http11Client("127.0.0.1", port)
         try:
             while time.monotonic() < tally.end:
-                if keyed:
-                    headers = {**options["headers"], "Idempotency-Key": uuid.uuid4().hex}
-                    head_now = request_head(method, path, host, headers, body)
+                body_now = body.replace(NUMBER.encode(), b"%08d" % next(numbers)) if numbered else body
+                if keyed or numbered:
+                    headers = (
+                        {**options["headers"], "Idempotency-Key": uuid.uuid4().hex} if keyed else options["headers"]
+                    )
+                    head_now = request_head(method, path, host, headers, body_now)
                 else:
                     head_now = head
-                tally.add(*await timed(client, head_now, body))
+                tally.add(*await timed(client, head_now, body_now))
         finally:
             client.close()
 
@@ -117,6 +128,7 @@ async def load(
     json_body: Any = None,
     headers: dict[str, str] | None = None,
     idempotency_keys: bool = False,
+    numbered: bool = False,
 ) -> dict[str, Any]:
     """Load ``server`` from a fresh load-generator process; its figures and the CPU it took."""
     body = json.dumps(json_body).encode() if json_body is not None else b""
@@ -125,6 +137,7 @@ async def load(
         "warmup": warmup,
         "window": window,
         "idempotency_keys": idempotency_keys,
+        "numbered": numbered,
     }
     return await from_generator(server, generate_load, (server.port, method, path, body, options), warmup, window)
 

@@ -226,10 +226,18 @@ async def get_lead(lead_id: uuid.UUID, principal: Principal, uow: UnitOfWork) ->
 
 
 async def list_leads(
-    principal: Principal, uow: UnitOfWork, page: PageParams, **filters: object
+    principal: Principal,
+    uow: UnitOfWork,
+    page: PageParams,
+    *,
+    created_from: datetime | None = None,
+    created_before: datetime | None = None,
+    **filters: object,
 ) -> tuple[list[Lead], str | None]:
     async with uow:
-        return await LeadRepository(uow).list(principal, page, filters=filters)
+        return await LeadRepository(uow).list(
+            principal, page, filters=filters, created_from=created_from, created_before=created_before
+        )
 
 
 async def lead_conflicts(lead_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> list:

@@ -11,7 +11,7 @@ from services.leads import handlers
 from services.leads.api.schemas import LeadCreate, LeadQualification, LeadRead, OwnerOverride, OwnershipConflictRead
 from services.leads.config import LeadsSettings, assignment_policy, load_grading_rules
 from services.leads.domain import Attribution, Grade, Lead, LeadSource
-from shared.api import SafeStr
+from shared.api import Instant, SafeStr
 from shared.auth import (
     ADMIN,
     INTEGRATION,
@@ -115,6 +115,8 @@ async def list_leads(
     campaign: Annotated[SafeStr | None, Query(max_length=200)] = None,
     owner_id: Annotated[SafeStr | None, Query(max_length=255)] = None,
     duplicate_of_lead_id: Annotated[uuid.UUID | None, Query(description="The duplicates of this lead")] = None,
+    created_from: Annotated[Instant | None, Query(description="Created at or after (with offset)")] = None,
+    created_before: Annotated[Instant | None, Query(description="Created before (with offset)")] = None,
 ) -> Page[LeadRead]:
     """The leads the caller may see, oldest first, filtered."""
     items, next_cursor = await handlers.list_leads(
@@ -127,6 +129,8 @@ async def list_leads(
         campaign=campaign,
         owner_id=owner_id,
         duplicate_of_lead_id=duplicate_of_lead_id,
+        created_from=created_from,
+        created_before=created_before,
     )
     return paginated(request, response, [_read(lead, Response()) for lead in items], next_cursor)
 
