@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from services.leads import handlers
 from services.leads.config import assignment_policy, get_settings, load_grading_rules
-from services.leads.db import AccountRepository, CustomerEvents, CustomerKeys, SignedContracts
+from services.leads.db import AccountRepository, CustomerEvents, CustomerKeys, SalesRepRepository, SignedContracts
 from services.leads.domain import Account, InvalidIdentifier, MatchKey, MatchKind, normalize_company_name
 from services.leads.domain.timeline import CustomerEvent, customer_event
 from shared.events import ContractSigned, ContractTerminated, Event, OrderDelivered, SurveyCompleted, TicketOpened
@@ -33,7 +33,7 @@ async def on_contract_signed(event: ContractSigned, uow: UnitOfWork) -> None:
             created_at=datetime.now(UTC),
         )
         # Its owner's team (who else sees it) and its first follow-up, a month out (normal tier).
-        account.team = await handlers._team_of(uow, event.owner_id)
+        account.team = await SalesRepRepository(uow).team_of(event.owner_id)
         account.next_follow_up_at = account.created_at + account.tier.follow_up_interval
         account.contract_signed(event.contract_number)
         await accounts.add(account)

@@ -1072,6 +1072,12 @@ class SalesRepRepository(Repository[SalesRep]):
     async def lock(self, rep_id: str) -> SalesRep | None:
         return await self.get(rep_id, None, for_update=True)  # type: ignore[arg-type]
 
+    async def team_of(self, rep_id: str, *, fallback: str | None = None) -> str | None:
+        """The rep's team as the CRM knows it, else ``fallback`` (e.g. their token's team claim)."""
+        query = select(sales_reps.c.team_id).where(sales_reps.c.id == rep_id)
+        team = (await self.uow.execute(query)).scalar_one_or_none()
+        return team if team is not None else fallback
+
     async def lock_candidates(self, region: str | None) -> list[SalesRep]:
         """The active reps who may take a lead of ``region``, locked in id order: concurrent
         assignments then see each other's leads in the load counts (and never deadlock)."""

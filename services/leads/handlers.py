@@ -175,14 +175,14 @@ async def register_in(
     team = None if by_rules else principal.team
     if owned:
         owner_id = owned[0].owner_id
-        team = await _team_of(uow, owner_id, fallback=team if owner_id == principal.sub else None)
+        team = await SalesRepRepository(uow).team_of(owner_id, fallback=team if owner_id == principal.sub else None)
     elif by_rules:
         chosen = await _choose_by_rules(uow, cmd.region, cmd.industry)
         if chosen is not None:
             owner_id, team = chosen.id, chosen.team_id
             due = now + (policy or DEFAULT_POLICY).first_contact
     else:
-        team = await _team_of(uow, principal.sub, fallback=principal.team)
+        team = await SalesRepRepository(uow).team_of(principal.sub, fallback=principal.team)
     if owner_id != claimant:
         # The keys this lead added belong to the same customer, hence to its owner.
         await registry.transfer(sorted(claimed), owner_id)
@@ -285,7 +285,9 @@ async def override_owner(
     async with uow:
         repository = LeadRepository(uow)
         lead = await repository.get_for_change(lead_id, principal, if_match=if_match)
-        lead.override_owner(owner_id, by=principal.sub, reason=reason, team=await _team_of(uow, owner_id))
+        lead.override_owner(
+            owner_id, by=principal.sub, reason=reason, team=await SalesRepRepository(uow).team_of(owner_id)
+        )
         keys = match_keys(phone=lead.phone, email=lead.email, uscc=lead.uscc, company_name=lead.company_name)
         await CustomerKeys(uow).transfer(keys, owner_id)
         await OwnershipConflicts(uow).resolve(lead_id, by=principal.sub, resolution=reason, now=now)
@@ -341,7 +343,8 @@ async def convert_lead(
             existing_account=existing,
             by=principal.sub,
             # The owner's team (who else sees the account): the lead's, the CRM's, or the token's.
-            team=lead.team or await _team_of(uow, lead.owner_id or principal.sub, fallback=principal.team),
+            team=lead.team
+            or await SalesRepRepository(uow).team_of(lead.owner_id or principal.sub, fallback=principal.team),
             region=principal.region,
             now=now,
         )
@@ -769,12 +772,6 @@ async def _choose_by_rules(
     return chosen
 
 
-async def _team_of(uow: UnitOfWork, rep_id: str, *, fallback: str | None = None) -> str | None:
-    """The rep's team as the CRM knows it (else ``fallback``, e.g. their token's team claim)."""
-    rep = await SalesRepRepository(uow).get(rep_id, None)  # type: ignore[arg-type]
-    return rep.team_id if rep is not None and rep.team_id is not None else fallback
-
-
 async def _start_first_contact_clock(uow: UnitOfWork, lead: Lead, due: datetime) -> None:
     """The durable 24 h timer: it checks at ``due`` that this assignment got its first contact.
 
@@ -1105,8 +1102,8 @@ async def account_contact_deadline(payload: dict, uow: UnitOfWork) -> None:
     created_at = datetime.fromisoformat(payload["created_at"])
     if await ActivityRepository(uow).contact_since(account.id, created_at):
         return
-    rep = await SalesRepRepository(uow).get(account.owner_id, None)  # type: ignore[arg-type]
-    team = await SalesTeamRepository(uow).get(rep.team_id, None) if rep and rep.team_id else None  # type: ignore[arg-type]
+    team_id = await SalesRepRepository(uow).team_of(account.owner_id)
+    team = await SalesTeamRepository(uow).get(team_id, None) if team_id else None  # type: ignore[arg-type]
     uow.emit(
         AccountContactOverdue(
             account_id=str(account.id),
