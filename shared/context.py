@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 _TRACEPARENT_RE = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_ENVELOPE_TRACEPARENT_RE = re.compile(r'"traceparent"\s*:\s*"([^"\\]{1,64})"')
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 
@@ -54,6 +55,13 @@ def child_traceparent(parent: str | None) -> str:
     if parent := valid_traceparent(parent):
         return f"00-{parent[3:35]}-{span}-{parent[53:55]}"
     return f"00-{secrets.token_hex(16)}-{span}-01"
+
+
+def envelope_traceparent(body: str) -> str | None:
+    """The valid ``traceparent`` of a serialised CloudEvents envelope, found without parsing it
+    (the envelope's own attribute is its last field, so the last match)."""
+    found = _ENVELOPE_TRACEPARENT_RE.findall(body)
+    return valid_traceparent(found[-1]) if found else None
 
 
 def stamp_log_record(record: logging.LogRecord) -> None:

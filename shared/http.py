@@ -46,6 +46,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import telemetry
 from shared.auth import Authenticator
 from shared.config import ServiceSettings
 from shared.context import (
@@ -102,6 +103,7 @@ class RequestContextMiddleware:
         self.app = app
         self.metrics = HttpMetrics(service)
         self.max_body_size = max_body_size
+        self.tracer = telemetry.tracer(service)  # None unless OTLP export is configured
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,11 +121,22 @@ class RequestContextMiddleware:
             elif name == b"content-length":
                 content_length = value
         request_id = _sane_id(request_id_header) or uuid.uuid4().hex
+        # This request is a span of its own in the caller's trace (or the root of a new one).
+        if self.tracer is None:
+            span = None
+            traceparent = child_traceparent(valid_traceparent(traceparent_header))
+        else:
+            span, traceparent = telemetry.start_span(
+                self.tracer,
+                scope["method"],
+                telemetry.SpanKind.SERVER,
+                valid_traceparent(traceparent_header),
+                {"http.request.method": scope["method"], "url.scheme": scope.get("scheme", "http")},
+            )
         context = EventContext(
             correlation_id=_sane_id(correlation_header) or request_id,
             causation_id=None,
-            # This request is a span of its own in the caller's trace (or the root of a new one).
-            traceparent=child_traceparent(valid_traceparent(traceparent_header)),
+            traceparent=traceparent,
             request_id=request_id,
         )
         request_id_bytes = request_id.encode("ascii")
@@ -158,6 +171,8 @@ class RequestContextMiddleware:
                 scope.get("path"),
                 exc_info=exc,
             )
+            if span is not None:
+                telemetry.fail(span, exc)
             if started:
                 raise
             status = 500
@@ -165,7 +180,21 @@ class RequestContextMiddleware:
             await response(scope, receive, send_with_request_id)
         finally:
             current_context.reset(token)
-            self.metrics.observe(scope["method"], route_template(scope), status, time.perf_counter() - start)
+            route = route_template(scope)
+            self.metrics.observe(scope["method"], route, status, time.perf_counter() - start)
+            if span is not None:
+                _end_server_span(span, scope["method"], route, status)
+
+
+def _end_server_span(span: telemetry.Span, method: str, route: str, status: int) -> None:
+    # The route template, never the path: paths carry ids and signing-link tokens.
+    if route != UNMATCHED_ROUTE:
+        span.update_name(f"{method} {route}")
+        span.set_attribute("http.route", route)
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_status(telemetry.Status(telemetry.StatusCode.ERROR))
+    span.end()
 
 
 def _too_large(limit: int) -> Problem:

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from sqlalchemy import Table, TextClause, text
 from sqlalchemy import exc as sa_exc
 
+from shared import telemetry
 from shared.bus import (
     BROKER_ERRORS,
     ERROR_HEADER,
@@ -123,6 +124,7 @@ class ConsumerRunner:
         self.settings = settings
         self.subscriptions = list(subscriptions)
         self.uow_factory = uow_factory
+        self.tracer = telemetry.tracer(settings.service_name, worker=True)  # None unless OTLP export is on
 
     async def run(self, stopping: asyncio.Event) -> None:
         if self.subscriptions:
@@ -213,6 +215,46 @@ class ConsumerRunner:
                 delay = min(delay * 2, 10.0)
 
     async def _handle_in_one_transaction(self, subscription: Subscription, deliveries: list[_Delivery]) -> None:
+        # Each event's consumer span ends once its effect is committed (or failed with the batch).
+        spans: list[telemetry.Span] = []
+        try:
+            await self._handle_and_commit(subscription, deliveries, spans)
+        except BaseException as exc:
+            for span in spans:
+                telemetry.fail(span, exc)
+            raise
+        finally:
+            for span in spans:
+                span.end()
+
+    def _handling_traceparent(
+        self, subscription: Subscription, delivery: _Delivery, spans: list[telemetry.Span]
+    ) -> str:
+        """The trace context a handler runs in: a span of the event's trace (a consumer span when
+        exporting, linked to the relay's publish span), so what it emits has it as parent."""
+        envelope = delivery.envelope
+        if self.tracer is None:
+            return child_traceparent(envelope.traceparent)
+        span, traceparent = telemetry.start_span(
+            self.tracer,
+            f"process {envelope.type}",
+            telemetry.SpanKind.CONSUMER,
+            envelope.traceparent,
+            {
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "process",
+                "messaging.consumer.group.name": subscription.name,
+                "messaging.message.id": str(envelope.id),
+                "messaging.rabbitmq.destination.routing_key": envelope.type,
+            },
+            links=telemetry.link_to((delivery.message.headers or {}).get(telemetry.PUBLISH_HEADER)),
+        )
+        spans.append(span)
+        return traceparent
+
+    async def _handle_and_commit(
+        self, subscription: Subscription, deliveries: list[_Delivery], spans: list[telemetry.Span]
+    ) -> None:
         uow = self.uow_factory()
         async with uow:
             by_id = {d.envelope.id: d for d in deliveries}  # a duplicate within the batch counts once
@@ -234,8 +276,7 @@ class ConsumerRunner:
                     EventContext(
                         correlation_id=envelope.correlationid or str(envelope.id),
                         causation_id=str(envelope.id),
-                        # Handling is a span of the event's trace: what it emits has it as parent.
-                        traceparent=child_traceparent(envelope.traceparent),
+                        traceparent=self._handling_traceparent(subscription, delivery, spans),
                     )
                 )
                 try:

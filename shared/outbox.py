@@ -26,6 +26,7 @@ from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from shared import telemetry
 from shared.bus import BROKER_ERRORS, declare_exchange, run_connected
 from shared.config import ServiceSettings
 from shared.db import PlatformTables, asyncpg_dsn
@@ -59,6 +60,7 @@ class OutboxRelay:
         # statement, COMMIT), which shortens every relay cycle (measured, benchmarks/).
         self._autocommit = self._relay_engine.execution_options(isolation_level="AUTOCOMMIT")
         self.relay_id = uuid.uuid4().hex[:8]
+        self.tracer = telemetry.tracer(settings.service_name, worker=True)  # None unless OTLP export is on
         self._wake = asyncio.Event()
         table = f'"{tables.outbox.schema}"."{tables.outbox.name}"'
         self._claim_sql = text(
@@ -116,6 +118,7 @@ class OutboxRelay:
             ).all()
         if not rows:
             return 0
+        traced = telemetry.PublishSpans(self.tracer, exchange.name, rows) if self.tracer else None
         results = await asyncio.gather(
             *(
                 exchange.publish(
@@ -125,14 +128,17 @@ class OutboxRelay:
                         type=row.event_type,
                         content_type=CONTENT_TYPE,
                         delivery_mode=DeliveryMode.PERSISTENT,
+                        headers=traced.headers(i) if traced is not None else None,
                     ),
                     routing_key=row.event_type,
                     mandatory=True,
                 )
-                for row in rows
+                for i, row in enumerate(rows)
             ),
             return_exceptions=True,
         )
+        if traced is not None:
+            traced.end(results)
         sent: list[int] = []
         sent_types: Tally[str] = Tally()
         unroutable: list[int] = []

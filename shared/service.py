@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from prometheus_client import start_http_server
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared import telemetry
 from shared.backlog import BacklogSampler, SqlGauge
 from shared.concurrency import if_match_version
 from shared.config import ServiceSettings
@@ -139,6 +140,8 @@ def worker_process(settings: ServiceSettings, body: Callable[[asyncio.Event], Aw
         uvloop.run(main())
     except ImportError:
         asyncio.run(main())
+    finally:
+        telemetry.shutdown()  # export the spans still buffered (no-op when export is off)
 
 
 def worker_main(

@@ -23,8 +23,9 @@ from prometheus_client import Counter
 from sqlalchemy import delete, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from shared import telemetry
 from shared.config import ServiceSettings
-from shared.context import EventContext, child_traceparent, current_context
+from shared.context import EventContext, current_context
 from shared.uow import UnitOfWork
 
 log = logging.getLogger("salesline.timers")
@@ -71,6 +72,7 @@ class TimerPoller:
         self.settings = settings
         self.handlers = dict(handlers)
         self.uow_factory = uow_factory
+        self.tracer = telemetry.tracer(settings.service_name, worker=True)  # None unless OTLP export is on
         schema = settings.schema
         self._claim_sql = text(
             f"""SELECT id, kind, key, payload FROM "{schema}".timers
@@ -113,7 +115,8 @@ class TimerPoller:
                 # A firing is a span in the trace that scheduled it (or starts one), for its logs
                 # and the events it records.
                 payload = dict(row.payload)
-                token = current_context.set(EventContext(traceparent=child_traceparent(payload.pop(TRACE_KEY, None))))
+                span, traceparent = telemetry.child_span(self.tracer, f"timer {row.kind}", payload.pop(TRACE_KEY, None))
+                token = current_context.set(EventContext(traceparent=traceparent))
                 try:
                     async with uow.savepoint():
                         await self.handlers[row.kind](dict(payload, _key=row.key), uow)
@@ -123,8 +126,12 @@ class TimerPoller:
                     log.warning("timer %s/%s failed: %s", row.kind, row.key, exc)
                     FAILED.labels(self.settings.service_name, row.kind).inc()
                     failed.append((row.id, f"{type(exc).__name__}: {str(exc)[:500]}"))
+                    if span is not None:
+                        telemetry.fail(span, exc)
                 finally:
                     current_context.reset(token)
+                    if span is not None:
+                        span.end()
             for timer_id, error in failed:
                 await uow.execute(self._backoff_sql, {"id": timer_id, "error": error})
             await uow.commit()

@@ -5,9 +5,11 @@ it records, as their parent) → the webhook request's ``traceparent`` header.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -36,15 +38,17 @@ def parts(traceparent: str | None) -> tuple[str, str, str]:
     return match[1], match[2], match[3]
 
 
-async def test_one_trace_from_the_request_to_the_webhook(
-    system: System, clean_db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+@contextlib.asynccontextmanager
+async def a_traced_delivery(
+    system: System, clean_db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Receiver]:
+    """A signed contract's order delivered over HTTP in the caller's trace ``TRACE``, with the
+    workers of orders, the service desk and webhooks (its dispatcher too) running and a webhook
+    subscription to ``survey.sent.v1`` at the receiver this yields."""
     monkeypatch.setenv("SALESLINE_WEBHOOKS_ALLOWED_NETWORKS", '["127.0.0.0/8"]')
     monkeypatch.setenv("SALESLINE_WEBHOOKS_ALLOW_HTTP", "true")
     monkeypatch.setenv("SALESLINE_WEBHOOKS_DISPATCHER_POLL_SECONDS", "0.1")
     clear_settings_caches()
-    install_log_record_context()
-    caplog.set_level(logging.DEBUG, logger="salesline.inbox")
     receiver = Receiver()
     stopping = asyncio.Event()
     # The webhooks worker with its dispatcher (System runs the shared worker part only).
@@ -72,7 +76,19 @@ async def test_one_trace_from_the_request_to_the_webhook(
             headers={**auth("manager-1", "sales_manager"), "traceparent": f"00-{TRACE}-{CALLER_SPAN}-01"},
         )
         assert delivered.status_code == 200, delivered.text
+        yield receiver
+    finally:
+        stopping.set()
+        await asyncio.wait_for(webhooks_worker, timeout=20)
+        receiver.close()
 
+
+async def test_one_trace_from_the_request_to_the_webhook(
+    system: System, clean_db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    install_log_record_context()
+    caplog.set_level(logging.DEBUG, logger="salesline.inbox")
+    async with a_traced_delivery(system, clean_db, monkeypatch) as receiver:
         # The request's event: the caller's trace, the request's own span, the caller's flags.
         delivered_event = json.loads(
             await clean_db.fetchval("SELECT envelope FROM orders.outbox WHERE event_type = 'order.delivered.v1'")
@@ -99,10 +115,6 @@ async def test_one_trace_from_the_request_to_the_webhook(
         assert json.loads(request.body)["id"] == survey_sent["id"]
         trace, webhook_span, _ = parts(request.headers.get("traceparent"))
         assert trace == TRACE and webhook_span not in (consumer_span, request_span)
-    finally:
-        stopping.set()
-        await asyncio.wait_for(webhooks_worker, timeout=20)
-        receiver.close()
 
 
 async def test_a_request_without_trace_context_starts_a_trace(system: System, clean_db: asyncpg.Connection) -> None:
@@ -134,7 +146,9 @@ async def _received(receiver: Receiver) -> bool:
     return bool(receiver.requests)
 
 
-async def test_a_timer_fires_in_the_trace_that_scheduled_it(clean_db: asyncpg.Connection) -> None:
+async def fire_a_timer_scheduled_in_the_trace() -> dict:
+    """Schedule a service desk timer in the caller's trace ``TRACE``, fire it with the real poller;
+    what its handler saw (its payload and trace context)."""
     settings = settings_for("service_desk")
     engine = create_engine(settings)
     seen: dict = {}
@@ -156,6 +170,11 @@ async def test_a_timer_fires_in_the_trace_that_scheduled_it(clean_db: asyncpg.Co
         assert await poller.fire_due() == 1
     finally:
         await engine.dispose()
+    return seen
+
+
+async def test_a_timer_fires_in_the_trace_that_scheduled_it(clean_db: asyncpg.Connection) -> None:
+    seen = await fire_a_timer_scheduled_in_the_trace()
     assert seen["payload"] == {"a": 1, "_key": "k"}  # the handler never sees the trace key
     trace, span, _ = parts(seen["traceparent"])
     assert trace == TRACE and span != CALLER_SPAN

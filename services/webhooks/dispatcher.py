@@ -44,6 +44,7 @@ from collections import Counter as Tally
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 from prometheus_client import Counter, Histogram
@@ -58,6 +59,8 @@ from services.webhooks.crypto import secret_box
 from services.webhooks.db import SubscriptionRepository
 from services.webhooks.domain import CircuitPolicy, Outcome, RetryPolicy, Subscription
 from services.webhooks.sender import AttemptResult, ErrorClass, Sender, signature_headers, traceparent_header
+from shared import telemetry
+from shared.context import envelope_traceparent
 from shared.db import PlatformTables, asyncpg_dsn
 from shared.uow import UnitOfWork
 
@@ -186,6 +189,7 @@ class Dispatcher:
         self.settings = settings
         self.tables = tables
         self.clock = clock or SystemClock()
+        self.tracer = telemetry.tracer(settings.service_name, worker=True)  # None unless OTLP export is on
         self.sender = sender or Sender(
             timeout=settings.delivery_timeout_seconds,
             allowed=settings.allowed_ip_networks,
@@ -330,9 +334,18 @@ class Dispatcher:
         except ValueError as exc:
             result = AttemptResult(Outcome(error_class=ErrorClass.OTHER), 0, error=str(exc))
         else:
-            if traceparent := traceparent_header(row.body):
-                headers["traceparent"] = traceparent
+            span = None
+            if self.tracer is None:
+                if traceparent := traceparent_header(row.body):
+                    headers["traceparent"] = traceparent
+            elif parent := envelope_traceparent(row.body):
+                # A client span in the event's trace; the receiver gets it as its parent.
+                span, headers["traceparent"] = telemetry.start_span(
+                    self.tracer, "POST", telemetry.SpanKind.CLIENT, parent, _client_span_attributes(row)
+                )
             result = await self.sender.post(row.url, row.body.encode(), headers, endpoint=row.subscription_id)
+            if span is not None:
+                _end_client_span(span, result)
         ATTEMPTS.labels("succeeded" if result.outcome.succeeded else (result.outcome.error_class or "failed")).inc()
         LATENCY.observe(result.latency_ms / 1000)
         self._to_record.append(_Sent(row, token, result, attempted_at))
@@ -531,6 +544,32 @@ async def _first(*aws: Any) -> None:
     finally:
         for task in tasks:
             task.cancel()
+
+
+def _client_span_attributes(row: Any) -> dict[str, str | int]:
+    # Host and port only: a subscriber's path or query may hold a token of theirs.
+    parts = urlsplit(row.url)
+    attributes: dict[str, str | int] = {
+        "http.request.method": "POST",
+        "url.scheme": parts.scheme,
+        "server.address": parts.hostname or "",
+        "salesline.webhook.delivery_id": str(row.id),
+        "salesline.webhook.subscription_id": str(row.subscription_id),
+    }
+    with contextlib.suppress(ValueError):  # a bad port: the sender refuses the URL itself
+        attributes["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
+    return attributes
+
+
+def _end_client_span(span: telemetry.Span, result: AttemptResult) -> None:
+    outcome = result.outcome
+    if outcome.status_code is not None:
+        span.set_attribute("http.response.status_code", outcome.status_code)
+    if not outcome.succeeded:
+        error = outcome.error_class or str(outcome.status_code)
+        span.set_attribute("error.type", error)
+        span.set_status(telemetry.Status(telemetry.StatusCode.ERROR, error))
+    span.end()
 
 
 def _decrement(tally: Tally[uuid.UUID], key: uuid.UUID) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import re
 import ssl
 import time
 from collections.abc import Hashable, Sequence
@@ -44,7 +43,7 @@ from services.webhooks.urlguard import (
     UrlRefused,
     split_url,
 )
-from shared.context import child_traceparent, valid_traceparent
+from shared.context import child_traceparent, envelope_traceparent
 from shared.events import CONTENT_TYPE
 
 USER_AGENT = "Salesline-Webhooks/1.0 (+https://www.standardwebhooks.com)"
@@ -91,14 +90,11 @@ def signature_headers(msg_id: str, body: str, secrets: Sequence[str | Webhook], 
     }
 
 
-_TRACEPARENT = re.compile(r'"traceparent"\s*:\s*"([^"\\]{1,64})"')
-
-
 def traceparent_header(body: str) -> str | None:
     """``traceparent`` for a request carrying ``body`` (a CloudEvents envelope): a new span in the
-    event's trace, so the receiver's logs join it. The envelope's own attribute is its last field."""
-    found = _TRACEPARENT.findall(body)
-    return child_traceparent(found[-1]) if found and valid_traceparent(found[-1]) else None
+    event's trace, so the receiver's logs join it."""
+    found = envelope_traceparent(body)
+    return child_traceparent(found) if found else None
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
