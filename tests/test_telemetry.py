@@ -7,21 +7,30 @@ they are the very ids the events' ``traceparent`` and the webhook header carry."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from services.orders.db import platform_tables as orders_tables
 from shared import telemetry
+from shared.context import EventContext, current_context
+from shared.db import create_engine
+from shared.events.catalog import OrderCancelled
 from shared.http import create_service_app
-from tests.conftest import ROOT, System, wait_until
+from shared.uow import UnitOfWork
+from tests.conftest import ROOT, System, settings_for, spawn, wait_until
 from tests.shared.conftest import build_context_router, http_settings
 from tests.test_trace_context import (
     CALLER_SPAN,
@@ -208,6 +217,49 @@ async def test_a_timer_firing_is_a_span_of_the_trace_that_scheduled_it(
     assert (fired.service, fired.kind, fired.trace_id) == ("salesline-service_desk-worker", INTERNAL, TRACE)
     assert fired.parent_span_id == CALLER_SPAN
     assert seen["traceparent"] == f"00-{TRACE}-{fired.span_id}-01"  # what it records has the firing as parent
+
+
+async def test_a_worker_process_exports_its_spans_by_the_time_it_stops(
+    clean_db: asyncpg.Connection, bus: str, collector: Receiver
+) -> None:
+    # The real entry point (python -m services.orders.worker), batching for a minute: what it
+    # exported arrived when SIGTERM made it flush on the way out.
+    worker = spawn("services.orders.worker", log_name="telemetry-orders-worker", OTEL_BSP_SCHEDULE_DELAY="60000")
+    try:
+        engine = create_engine(settings_for("orders"))
+        token = current_context.set(EventContext(traceparent=f"00-{TRACE}-{CALLER_SPAN}-01"))
+        try:
+            uow = UnitOfWork(engine, orders_tables, "/salesline/orders")
+            async with uow:
+                event = uow.emit(_cancelled(), subject="order-1")
+                await uow.commit()
+        finally:
+            current_context.reset(token)
+            await engine.dispose()
+        sent = "SELECT sent_at IS NOT NULL FROM orders.outbox WHERE event_id = $1"
+        await wait_until(lambda: clean_db.fetchval(sent, event.id), timeout=30, what="the relay's publish")
+        assert exported_spans(collector) == []  # still batched
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(worker.wait, 20) == 0
+    publish = one(exported_spans(collector), name="publish order.cancelled.v1")
+    assert (publish.service, publish.trace_id, publish.parent_span_id) == (
+        "salesline-orders-worker",
+        TRACE,
+        CALLER_SPAN,
+    )
+
+
+def _cancelled() -> OrderCancelled:
+    return OrderCancelled(
+        order_id=uuid.uuid4(),
+        order_number="SO-1",
+        customer_id="cust-1",
+        owner_id="rep-1",
+        reason="test",
+        cancelled_by="rep-1",
+        cancelled_at=datetime.now(UTC),
+    )
 
 
 def _loads_the_sdk(**env: str) -> bool:
