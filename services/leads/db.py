@@ -544,6 +544,9 @@ class LeadRepository(Repository[Lead]):
         )
 
 
+_CLAIM_KEYS = pg_insert(customer_keys).on_conflict_do_nothing().returning(customer_keys.c.kind, customer_keys.c.value)
+
+
 class CustomerKeys:
     """The first-registered-owner registry (one row per match key)."""
 
@@ -578,8 +581,9 @@ class CustomerKeys:
             }
             for k in keys
         ]
-        statement = pg_insert(customer_keys).values(rows).on_conflict_do_nothing()
-        result = await self.uow.execute(statement.returning(customer_keys.c.kind, customer_keys.c.value))
+        # Rows as parameters (one cached statement, sent as one multi-row INSERT by SQLAlchemy's
+        # insertmanyvalues), not .values(rows): that is compiled anew on every call (~2 ms).
+        result = await self.uow.execute(_CLAIM_KEYS, rows)
         return {MatchKey(MatchKind(r.kind), r.value) for r in result}
 
     async def registered(self, keys: list[MatchKey]) -> list[Any]:
