@@ -9,7 +9,7 @@ the teams and reps are rows of their tables too.
 
 At each size the real leads API (uvicorn, 2 workers) serves a fixed mix of the lists reps,
 managers and directors ask for, from ``CONCURRENCY`` closed-loop keep-alive connections: own
-leads, the team's, the region's; by grade, by source, a created range; the first page and a deep
+leads, the team's, the region's; by grade, by source, by campaign, a created range; the first page and a deep
 page (a cursor a year back, in the middle of the data). Pages of ``LIMIT``. Baseline, on the same
 data in the same run: the very keyset queries the service runs (``LeadRepository.list_query``,
 compiled once), by raw asyncpg from ``CONCURRENCY`` connections.
@@ -150,6 +150,7 @@ def mix(anchor: datetime) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
             ("manager: team", {}),
             ("manager: grade B, deep page", {"grade": "B", **deep}),
             ("manager: trade shows", {"source": "trade_show"}),
+            ("manager: one campaign", {"campaign": "campaign-7"}),
         ],
         "director": [("director: region, grade A", {"grade": "A"}), ("director: region, deep page", deep)],
     }
@@ -202,7 +203,7 @@ def bare_queries(anchor: datetime) -> list[tuple[str, str, list[Any]]]:
             sub=who["sub"], roles=frozenset(who["roles"]), team=who.get("team"), region=who.get("region")
         )
         page = PageParams(LIMIT, deep_cursor(anchor) if params.get("deep") else None)
-        filters = {name: params.get(name) for name in ("source", "grade")}
+        filters = {name: params.get(name) for name in ("source", "grade", "campaign")}
         stmt = LeadRepository(None).list_query(  # type: ignore[arg-type] - builds the query only
             principal,
             page,
@@ -317,10 +318,10 @@ async def run(quick: bool) -> Report:
     warmup, window = (1.0, 3.0) if quick else (2.0, 15.0)
     report = Report(
         "12. Lead list: GET /v1/leads as the table grows",
-        f"{len(mix(datetime.now(UTC)))} lists (6 reps, 2 managers, 1 director; grade, source, created range; first "
-        f"and deep pages of {LIMIT}) from {CONCURRENCY} keep-alive connections, uvicorn 2 workers; {window:g} s "
-        f"window after {warmup:g} s warm-up at each size. Baseline: the same keyset queries by raw asyncpg, "
-        f"{CONCURRENCY} connections.",
+        f"{len(mix(datetime.now(UTC)))} lists (6 reps, 2 managers, 1 director; grade, source, campaign, created "
+        f"range; first and deep pages of {LIMIT}) from {CONCURRENCY} keep-alive connections, uvicorn 2 workers; "
+        f"{window:g} s window after {warmup:g} s warm-up at each size. Baseline: the same keyset queries by raw "
+        f"asyncpg, {CONCURRENCY} connections.",
     )
     anchor = datetime.now(UTC)
     queries = bare_queries(anchor)

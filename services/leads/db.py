@@ -97,7 +97,7 @@ accounts = Table(
     Index("ix_accounts_region_created_at_id", "region", "created_at", "id"),
 )
 
-_LIST_INCLUDE = ["grade", "source"]
+_LIST_FILTERS = ["grade", "source", "campaign", "region"]
 
 leads = Table(
     "leads",
@@ -142,15 +142,16 @@ leads = Table(
     Index("ix_leads_grade_created_at_id", "grade", "created_at", "id"),
     Index("ix_leads_campaign_created_at_id", "campaign", "created_at", "id"),
     Index("ix_leads_duplicate_of_lead_id_created_at_id", "duplicate_of_lead_id", "created_at", "id"),
-    # One per scope alternative (LeadRepository.list_query): grade and source are filtered on the
-    # index entries (an index-only scan), so a filtered page reads no rows it does not list.
+    # One per scope alternative (LeadRepository.list_query), the other list filters included:
+    # they are checked on the index entries (an index-only scan), so a filtered page reads no
+    # table rows it does not list, and no other filter index is bitmap-ANDed and sorted.
     *(
         Index(
-            f"ix_leads_{column}_created_at_id_grade_source",
+            f"ix_leads_{column}_created_at_id_filters",
             column,
             "created_at",
             "id",
-            postgresql_include=_LIST_INCLUDE,
+            postgresql_include=[c for c in _LIST_FILTERS if c != column],
         )
         for column in ("owner_id", "team", "region", "registered_by")
     ),

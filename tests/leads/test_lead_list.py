@@ -43,7 +43,7 @@ async def test_each_scope_lists_its_leads_once_in_order(system: System, clean_db
         await create(leads, body("A1", region="north", budget="1000"), REP1),
         await create(leads, body("B1"), rep2),
         await create(leads, body("C1", region="north"), REP3),
-        await create(leads, body("A2"), REP1),
+        await create(leads, body("A2", campaign="autumn-expo"), REP1),
         await create(leads, body("B2", budget="1000"), rep2),
         await create(leads, body("C2"), REP3),
     ]
@@ -58,8 +58,10 @@ async def test_each_scope_lists_its_leads_once_in_order(system: System, clean_db
     assert await all_pages(leads, DIRECTOR) == [ids[0], ids[2], ids[6]]
     assert await all_pages(leads, auth("admin-1", "admin")) == ids
 
-    # Filters apply within every alternative: grade (budget 1000 grades C), a created range.
+    # Filters apply within every alternative: grade (budget 1000 grades C), campaign, region,
+    # source, a created range.
     assert await all_pages(leads, MANAGER, grade="C") == [ids[0], ids[4]]
+    assert await all_pages(leads, MANAGER, campaign="autumn-expo") == [ids[3]]
     assert await all_pages(leads, REP3, source="trade_show", region="north") == [ids[2], ids[6]]
     window = {"created_from": made[1]["created_at"], "created_before": made[4]["created_at"]}
     assert await all_pages(leads, MANAGER, **window) == [ids[1], ids[3]]
