@@ -25,7 +25,7 @@ _PARAMETER = re.compile(r"\$(\d+)")
 
 
 @functools.cache
-def _compiled_insert(
+def compiled_insert(
     dialect: Dialect, table: Table, keys: tuple[str, ...]
 ) -> tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]]:
     """The INSERT's text (``$1``… parameters) and, per parameter, its column key and converter."""
@@ -52,7 +52,7 @@ async def execute_as_one_statement(connection: AsyncConnection, writes: Sequence
     dialect = connection.dialect
     parts, widths, arguments = [], [], []
     for table, row in writes:
-        text, parameters = _compiled_insert(dialect, table, tuple(row))
+        text, parameters = compiled_insert(dialect, table, tuple(row))
         parts.append(text)
         widths.append(len(parameters))
         for key, convert in parameters:

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import delete, text
+from sqlalchemy import DateTime, Table, Text, bindparam, cast, delete, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared import telemetry
@@ -45,16 +48,42 @@ async def schedule_timer(
     """Create or move the ``(kind, key)`` timer. Moving a fired timer re-arms it.
 
     The current trace context is kept with it: the firing continues the trace that scheduled it."""
-    timers = uow.tables.timers
-    payload = dict(payload or {})
-    if traceparent := current_context.get().traceparent:
-        payload[TRACE_KEY] = traceparent
-    stmt = pg_insert(timers).values(kind=kind, key=key, due_at=due_at, payload=payload)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[timers.c.kind, timers.c.key],
+    await schedule_timers(uow, kind, [(key, due_at, payload or {})])
+
+
+async def schedule_timers(uow: UnitOfWork, kind: str, timers: list[tuple[str, datetime, dict[str, Any]]]) -> None:
+    """:func:`schedule_timer` for many ``(key, due_at, payload)`` at once: one statement (arrays)."""
+    if not timers:
+        return
+    trace = {TRACE_KEY: traceparent} if (traceparent := current_context.get().traceparent) else {}
+    await uow.execute(
+        _upsert_timers(uow.tables.timers),
+        {
+            "kind": kind,
+            "keys": [key for key, _, _ in timers],
+            "due_ats": [due_at for _, due_at, _ in timers],
+            "payloads": [json.dumps({**payload, **trace}) for _, _, payload in timers],
+        },
+    )
+
+
+@functools.cache
+def _upsert_timers(table: Table) -> Any:
+    given = (
+        func.unnest(
+            bindparam("keys", type_=ARRAY(Text)),
+            bindparam("due_ats", type_=ARRAY(DateTime(timezone=True))),
+            bindparam("payloads", type_=ARRAY(Text)),
+        )
+        .table_valued("key", "due_at", "payload")
+        .render_derived()
+    )
+    rows = select(bindparam("kind", type_=Text), given.c.key, given.c.due_at, cast(given.c.payload, JSONB))
+    stmt = pg_insert(table).from_select(["kind", "key", "due_at", "payload"], rows)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.kind, table.c.key],
         set_={"due_at": stmt.excluded.due_at, "payload": stmt.excluded.payload, "fired_at": None, "attempts": 0},
     )
-    await uow.execute(stmt)
 
 
 async def cancel_timer(uow: UnitOfWork, kind: str, *, key: str) -> None:
@@ -97,7 +126,9 @@ class TimerPoller:
             except Exception:
                 log.exception("timer poll failed")
                 fired = 0
-            if fired < self.settings.timer_batch_size:
+            # Poll again at once after firing anything: a handler may have scheduled a successor
+            # due now (a bulk import's next chunk), which must not wait a poll interval.
+            if not fired:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), timeout=self.settings.timer_poll_seconds)
 

@@ -12,15 +12,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Self
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.context import child_traceparent, current_context
 from shared.db import PlatformTables
 from shared.domain import Aggregate
 from shared.events.base import CloudEvent, Event, make_envelope
-from shared.single_statement import execute_as_one_statement
+from shared.single_statement import compiled_insert, execute_as_one_statement
 from shared.wakeup import wake_outbox_relays
+
+# From this many events on, a commit writes its outbox rows with COPY (an import's chunk).
+COPY_FROM = 100
 
 
 class UnitOfWork:
@@ -166,8 +169,34 @@ class UnitOfWork:
         self.collect_events()
         await self.flush()
         if rows := self._outbox_rows():
-            self._statement_sent = True
-            await self._open().execute(insert(self.tables.outbox), rows)
+            if len(rows) >= COPY_FROM:
+                await self.copy_rows(self.tables.outbox, rows)
+            else:
+                self._statement_sent = True
+                await self._open().execute(insert(self.tables.outbox), rows)
+
+    async def copy_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Insert many ``rows`` (the same keys in each; Python values of the columns' types) with
+        COPY in this transaction: for hundreds of rows several times faster than an INSERT."""
+        if not rows:
+            return
+        await self.flush()
+        self._statement_sent = True
+        raw = await self._open().get_raw_connection()
+        if not raw.driver_connection.is_in_transaction():
+            # SQLAlchemy sends BEGIN with its first statement; COPY on the driver must not run before it.
+            await self._open().execute(text("SELECT 1"))
+        columns = tuple(rows[0])
+        # Each value converted by its column's type exactly as for an INSERT (JSON serialised, …).
+        _, parameters = compiled_insert(self._open().dialect, table, columns)
+        convert = dict(parameters)
+        records = [
+            tuple(row[c] if convert[c] is None else convert[c](row[c]) for c in columns)  # type: ignore[misc]
+            for row in rows
+        ]
+        await raw.driver_connection.copy_records_to_table(
+            table.name, schema_name=table.schema, columns=columns, records=records
+        )
 
     async def commit(self) -> None:
         self.collect_events()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Sequence,
     Table,
     Text,
+    bindparam,
     cast,
     func,
     literal,
@@ -47,6 +49,7 @@ from services.leads.domain import (
     Attribution,
     DecisionTimeframe,
     Grade,
+    KeyRegistration,
     Lead,
     LeadSource,
     MatchKey,
@@ -465,6 +468,15 @@ class LeadRepository(Repository[Lead]):
         rows, next_cursor = await fetch_page(self.uow.connection, query, (leads.c.pooled_at, leads.c.id), page)
         return [self.from_row(row) for row in rows], next_cursor
 
+    async def add_many(self, new: list[Lead]) -> None:
+        """:meth:`add` for many new leads: one COPY, their events to the outbox with the commit."""
+        if not new:
+            return
+        for lead in new:
+            for event, sequence in lead.take_events():
+                self.uow.emit(event, subject=lead.aggregate_id, sequence=sequence)
+        await self.uow.copy_rows(leads, [self.to_row(lead) for lead in new])
+
     def to_row(self, lead: Lead) -> dict[str, Any]:
         a = lead.attribution
         return {
@@ -634,6 +646,39 @@ class CustomerKeys:
                 set_={"account_id": func.coalesce(customer_keys.c.account_id, statement.excluded.account_id)},
             )
         )
+
+    async def claim_many(self, entries: list[KeyRegistration]) -> set[MatchKey]:
+        """:meth:`claim` for keys of several leads at once (an import chunk): one statement, keys in
+        sorted order like every claim; returns the keys that were not registered before."""
+        if not entries:
+            return set()
+        ordered = sorted(entries, key=lambda e: (e.kind, e.value))
+        columns = {name: [getattr(e, name) for e in ordered] for name in _CLAIM_COLUMNS}
+        result = await self.uow.execute(_claim_from_arrays(), columns)
+        return {MatchKey(MatchKind(r.kind), r.value) for r in result}
+
+    async def transfer_many(self, owners: list[tuple[MatchKey, str]]) -> None:
+        """:meth:`transfer` of several keys, each to its own owner, in one statement."""
+        if owners:
+            given = (
+                func.unnest(
+                    bindparam("kinds", type_=ARRAY(Text)),
+                    bindparam("values", type_=ARRAY(Text)),
+                    bindparam("owners", type_=ARRAY(Text)),
+                )
+                .table_valued("kind", "value", "owner_id")
+                .render_derived()
+            )
+            await self.uow.execute(
+                update(customer_keys)
+                .where(customer_keys.c.kind == given.c.kind, customer_keys.c.value == given.c.value)
+                .values(owner_id=given.c.owner_id),
+                {
+                    "kinds": [k.kind.value for k, _ in owners],
+                    "values": [k.value for k, _ in owners],
+                    "owners": [o for _, o in owners],
+                },
+            )
 
 
 class OwnershipConflicts:
@@ -1086,11 +1131,22 @@ class SalesRepRepository(Repository[SalesRep]):
     async def lock_candidates(self, region: str | None) -> list[SalesRep]:
         """The active reps who may take a lead of ``region``, locked in id order: concurrent
         assignments then see each other's leads in the load counts (and never deadlock)."""
+        return await self.lock_candidates_of({region})
+
+    async def lock_candidates_of(self, regions: set[str | None]) -> list[SalesRep]:
+        """:meth:`lock_candidates` for leads of any of ``regions`` (None: a lead without a region)."""
         query = select(sales_reps).where(sales_reps.c.status == RepStatus.ACTIVE.value)
-        if region is not None:
-            query = query.where(or_(sales_reps.c.region == region, sales_reps.c.region.is_(None)))
+        if None not in regions:
+            query = query.where(or_(sales_reps.c.region.in_(list(regions)), sales_reps.c.region.is_(None)))
         query = query.order_by(sales_reps.c.id).with_for_update()
         return [self.from_row(row) for row in await self.uow.execute(query)]
+
+    async def teams(self, rep_ids: set[str]) -> dict[str, str | None]:
+        """Each known rep's team."""
+        if not rep_ids:
+            return {}
+        query = select(sales_reps.c.id, sales_reps.c.team_id).where(sales_reps.c.id.in_(list(rep_ids)))
+        return {rep_id: team for rep_id, team in await self.uow.execute(query)}
 
     async def loads(self, rep_ids: list[str]) -> dict[str, int]:
         """How many leads each rep owns now."""
@@ -1143,6 +1199,23 @@ class AssignmentCursors:
         await self.uow.execute(
             statement.on_conflict_do_update(index_elements=[assignment_cursors.c.rule], set_={"last_rep_id": rep_id})
         )
+
+    async def get_many(self, rules: set[str]) -> dict[str, str | None]:
+        query = select(assignment_cursors.c.rule, assignment_cursors.c.last_rep_id).where(
+            assignment_cursors.c.rule.in_(list(rules))
+        )
+        return {rule: rep_id for rule, rep_id in await self.uow.execute(query)}
+
+    async def set_many(self, last_reps: dict[str, str]) -> None:
+        """Each rule's rep who got its last lead (in rule order: concurrent writers never deadlock)."""
+        if last_reps:
+            statement = pg_insert(assignment_cursors)
+            await self.uow.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[assignment_cursors.c.rule], set_={"last_rep_id": statement.excluded.last_rep_id}
+                ),
+                [{"rule": rule, "last_rep_id": last_reps[rule]} for rule in sorted(last_reps)],
+            )
 
 
 # -- public pool claims, activities ------------------------------------------------------------
@@ -1741,6 +1814,13 @@ class LeadImports:
             lead_import_errors.insert().values(import_id=import_id, row_number=row_number, error=error)
         )
 
+    async def reject_many(self, import_id: uuid.UUID, errors: list[tuple[int, str]]) -> None:
+        if errors:
+            await self.uow.execute(
+                lead_import_errors.insert(),
+                [{"import_id": import_id, "row_number": n, "error": error} for n, error in errors],
+            )
+
     async def forget_rows(self, import_id: uuid.UUID, up_to: int) -> None:
         await self.uow.execute(
             lead_import_rows.delete().where(
@@ -1755,3 +1835,27 @@ class LeadImports:
             .order_by(lead_import_errors.c.row_number)
         )
         return list((await self.uow.execute(query)).all())
+
+
+_CLAIM_COLUMNS = {
+    "kind": Text,
+    "value": Text,
+    "owner_id": Text,
+    "lead_id": UUID(as_uuid=True),
+    "account_id": UUID(as_uuid=True),
+    "created_at": utc_timestamp("created_at").type,
+}
+
+
+@functools.cache
+def _claim_from_arrays() -> Any:
+    """``INSERT … SELECT FROM unnest(<one array per column>) ON CONFLICT DO NOTHING RETURNING kind, value``:
+    one statement and six parameters however many keys (a VALUES list would bind six per key)."""
+    arrays = (bindparam(name, type_=ARRAY(type_)) for name, type_ in _CLAIM_COLUMNS.items())
+    given = func.unnest(*arrays).table_valued(*_CLAIM_COLUMNS).render_derived()
+    return (
+        pg_insert(customer_keys)
+        .from_select(list(_CLAIM_COLUMNS), select(*(given.c[name] for name in _CLAIM_COLUMNS)))
+        .on_conflict_do_nothing()
+        .returning(customer_keys.c.kind, customer_keys.c.value)
+    )

@@ -47,17 +47,21 @@ from services.leads.domain import (
     ActivityKind,
     ActivityStatus,
     AssignmentPolicy,
+    AssignmentRound,
     Attribution,
+    CustomerMatch,
     DecisionTimeframe,
     GradingRules,
+    KeyRegistration,
     Lead,
     LeadSource,
+    MatchKey,
     MatchKind,
     NeedFit,
     RepStatus,
     SalesRep,
     SalesTeam,
-    choose_rep,
+    match_customer,
     match_keys,
     rule_key,
 )
@@ -77,7 +81,7 @@ from shared.events import AccountContactOverdue
 from shared.pagination import PageParams
 from shared.policies import discount_authority
 from shared.scope import sees_everything
-from shared.timers import cancel_timer, schedule_timer
+from shared.timers import cancel_timer, schedule_timer, schedule_timers
 from shared.uow import UnitOfWork
 
 
@@ -154,11 +158,10 @@ async def register_in(
     phone_region: str,
     policy: AssignmentPolicy | None = None,
 ) -> Lead:
-    """:func:`register_lead`'s work inside an open unit of work (an import registers many in one)."""
+    """:func:`register_lead`'s work inside an open unit of work."""
     keys = match_keys(
         phone=cmd.phone, email=cmd.email, uscc=cmd.uscc, company_name=cmd.company_name, phone_region=phone_region
     )
-    by_kind = {k.kind: k.value for k in keys}
     lead_id, now = uuid.uuid4(), datetime.now(UTC)
     # A rep owns the customers they register first; anyone else's leads (marketing, forms,
     # integrations, managers) are distributed by the assignment rules.
@@ -166,15 +169,11 @@ async def register_in(
     registry = CustomerKeys(uow)
     claimant = None if by_rules else principal.sub
     claimed = await registry.claim(keys, owner_id=claimant, now=now, lead_id=lead_id)
-    earlier = await registry.registered([k for k in keys if k not in claimed])
-    owned = [r for r in earlier if r.owner_id is not None]  # keys of pool leads have no owner
-    owner_id, duplicate_of, account_id, due = claimant, None, None, None
-    if earlier:
-        duplicate_of = earlier[0].lead_id
-        account_id = next((r.account_id for r in earlier if r.account_id is not None), None)
+    match = match_customer(await registry.registered([k for k in keys if k not in claimed]), claimant=claimant)
+    owner_id, due = claimant, None
     team = None if by_rules else principal.team
-    if owned:
-        owner_id = owned[0].owner_id
+    if match.owner_id is not None:
+        owner_id = match.owner_id
         team = await SalesRepRepository(uow).team_of(owner_id, fallback=team if owner_id == principal.sub else None)
     elif by_rules:
         chosen = await _choose_by_rules(uow, cmd.region, cmd.industry)
@@ -186,8 +185,32 @@ async def register_in(
     if owner_id != claimant:
         # The keys this lead added belong to the same customer, hence to its owner.
         await registry.transfer(sorted(claimed), owner_id)
-    conflicts = [] if by_rules else [r for r in owned if r.owner_id != principal.sub]
-    lead = Lead.register(
+    lead = _new_lead(
+        rules, cmd, keys, match, principal, lead_id=lead_id, now=now, owner_id=owner_id, team=team, due=due
+    )
+    if due is not None:
+        await _start_first_contact_clock(uow, lead, due)
+    await LeadRepository(uow).add(lead)
+    await OwnershipConflicts(uow).record(lead_id, principal.sub, list(match.conflicts), now)
+    return lead
+
+
+def _new_lead(
+    rules: GradingRules,
+    cmd: RegisterLead,
+    keys: list[MatchKey],
+    match: CustomerMatch,
+    principal: Principal,
+    *,
+    lead_id: uuid.UUID,
+    now: datetime,
+    owner_id: str | None,
+    team: str | None,
+    due: datetime | None,
+) -> Lead:
+    """The registered lead (normalised identifiers, matches, owner), graded; ``due``: assigned by the rules."""
+    by_kind = {k.kind: k.value for k in keys}
+    return Lead.register(
         rules,
         assigned_by=principal.sub if due else None,
         first_contact_due_at=due,
@@ -208,16 +231,11 @@ async def register_in(
         currency=cmd.currency,
         decision_timeframe=cmd.decision_timeframe,
         need_fit=cmd.need_fit,
-        duplicate_of_lead_id=duplicate_of,
-        matched_account_id=account_id,
-        ownership_conflict=bool(conflicts),
+        duplicate_of_lead_id=match.duplicate_of_lead_id,
+        matched_account_id=match.matched_account_id,
+        ownership_conflict=bool(match.conflicts),
         team=team,
     )
-    if due is not None:
-        await _start_first_contact_clock(uow, lead, due)
-    await LeadRepository(uow).add(lead)
-    await OwnershipConflicts(uow).record(lead_id, principal.sub, conflicts, now)
-    return lead
 
 
 async def get_lead(lead_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> Lead:
@@ -761,10 +779,10 @@ async def _choose_by_rules(
     reps stay locked until the transaction ends, so concurrent assignments count each other."""
     reps = SalesRepRepository(uow)
     candidates = await reps.lock_candidates(region)
-    loads = await reps.loads([r.id for r in candidates])
     cursors, rule = AssignmentCursors(uow), rule_key(region, industry)
-    chosen = choose_rep(
-        candidates, loads, region=region, industry=industry, cursor=await cursors.get(rule), exclude=exclude
+    loads = await reps.loads([r.id for r in candidates])
+    chosen = AssignmentRound(candidates, loads, {rule: await cursors.get(rule)}).choose(
+        region, industry, exclude=exclude
     )
     if chosen is None:
         return None
@@ -777,9 +795,14 @@ async def _start_first_contact_clock(uow: UnitOfWork, lead: Lead, due: datetime)
 
     One timer per assignment (the key names it): the timer handler itself reassigns the lead,
     and a timer row cannot be re-armed from its own handler (the poller marks it fired after)."""
+    key, due, payload = _first_contact_timer(lead, due)
+    await schedule_timer(uow, FIRST_CONTACT_TIMER, key=key, due_at=due, payload=payload)
+
+
+def _first_contact_timer(lead: Lead, due: datetime) -> tuple[str, datetime, dict[str, Any]]:
     assert lead.owner_id is not None and lead.assigned_at is not None
     payload = {"lead_id": str(lead.id), "owner_id": lead.owner_id, "assigned_at": lead.assigned_at.isoformat()}
-    await schedule_timer(uow, FIRST_CONTACT_TIMER, key=_first_contact_key(lead), due_at=due, payload=payload)
+    return _first_contact_key(lead), due, payload
 
 
 def _first_contact_key(lead: Lead) -> str:
@@ -1562,44 +1585,43 @@ async def start_import(
 async def import_chunk(
     payload: dict, uow: UnitOfWork, *, rules: GradingRules, phone_region: str, policy: AssignmentPolicy
 ) -> None:
-    """Register the next rows of an import (each row in a savepoint: a bad row is reported, the
-    others go on), then schedule the next chunk. One timer per chunk: it runs once."""
+    """Register the next rows of an import (a bad row is reported, the others go on), record the
+    progress and schedule the next chunk, all in the timer's transaction: one timer per chunk, so
+    a worker killed mid-chunk leaves nothing of it, and the chunk runs again after a restart."""
     import_id, after = uuid.UUID(payload["import_id"]), int(payload["after"])
     imports = LeadImports(uow)
     state = await imports.get(import_id, for_update=True)
     if state is None or state.rows_done != after:
         return
     principal = Principal(sub=f"import:{import_id}", roles=frozenset({INTEGRATION}))
-    created = merged = rejected = 0
     rows = await imports.rows(import_id, after, IMPORT_CHUNK)
+    commands, errors = [], []
     for row in rows:
-        data = dict(row.data)
         try:
-            async with uow.savepoint():
-                cmd = RegisterLead(
-                    source=LeadSource(data.pop("source", LeadSource.IMPORT.value)),
-                    attribution=Attribution(
-                        **{k: data.pop(k) for k in list(data) if k == "campaign" or k.startswith("utm_")}
-                    ),
-                    **data,
-                )
-                lead = await register_in(uow, cmd, principal, rules=rules, phone_region=phone_region, policy=policy)
-            if lead.duplicate_of_lead_id or lead.matched_account_id:
-                merged += 1
-            else:
-                created += 1
+            cmd = import_command(dict(row.data))
+            keys = match_keys(
+                phone=cmd.phone,
+                email=cmd.email,
+                uscc=cmd.uscc,
+                company_name=cmd.company_name,
+                phone_region=phone_region,
+            )
         except (DomainError, ValueError) as exc:
-            rejected += 1
-            await imports.reject(import_id, row.row_number, str(exc)[:500])
+            errors.append((row.row_number, str(exc)[:500]))
+        else:
+            commands.append((cmd, keys))
+    leads = await register_many(uow, commands, principal, rules=rules, policy=policy)
+    merged = sum(1 for lead in leads if lead.duplicate_of_lead_id or lead.matched_account_id)
+    await imports.reject_many(import_id, errors)
     done = after + len(rows)
     await imports.forget_rows(import_id, done)
     finished = done >= state.rows_total
     await imports.progress(
         import_id,
         rows_done=done,
-        created=state.created + created,
+        created=state.created + len(leads) - merged,
         merged=state.merged + merged,
-        rejected=state.rejected + rejected,
+        rejected=state.rejected + len(errors),
         status="done" if finished else "running",
         finished_at=_now() if finished else None,
     )
@@ -1611,6 +1633,88 @@ async def import_chunk(
             due_at=_now(),
             payload={"import_id": str(import_id), "after": done},
         )
+
+
+def import_command(data: dict[str, str]) -> RegisterLead:
+    """A row of an import as a registration (the columns were checked at upload)."""
+    return RegisterLead(
+        source=LeadSource(data.pop("source", LeadSource.IMPORT.value)),
+        attribution=Attribution(**{k: data.pop(k) for k in list(data) if k == "campaign" or k.startswith("utm_")}),
+        **data,
+    )
+
+
+async def register_many(
+    uow: UnitOfWork,
+    commands: list[tuple[RegisterLead, list[MatchKey]]],
+    principal: Principal,
+    *,
+    rules: GradingRules,
+    policy: AssignmentPolicy | None = None,
+) -> list[Lead]:
+    """:func:`register_in` for many leads (each with its match keys) registered by a principal who
+    is not a rep (an import): the same outcome as registering them one after another (each sees
+    the customers, owners, loads and round-robin cursors the ones before it left, in the file
+    too), computed in memory from one reading of the registry, the reps and the cursors, and
+    written with one statement per table."""
+    assert SALES_REP not in principal.roles, "a rep's registrations claim customers: register_in"
+    policy = policy or DEFAULT_POLICY
+    ids = [uuid.uuid4() for _ in commands]
+    stamps: list[datetime] = []
+    for _ in commands:  # distinct registration times: the registry orders registrations by them
+        now = datetime.now(UTC)
+        stamps.append(now if not stamps or now > stamps[-1] else stamps[-1] + timedelta(microseconds=1))
+    # Each key not registered yet is claimed for the first lead that has it, as register_in would.
+    first: dict[MatchKey, int] = {}
+    for i, (_, keys) in enumerate(commands):
+        for key in keys:
+            first.setdefault(key, i)
+    registry = CustomerKeys(uow)
+    entries = [KeyRegistration(k.kind.value, k.value, None, ids[i], None, stamps[i]) for k, i in first.items()]
+    claimed = await registry.claim_many(entries)
+    known: dict[MatchKey, Any] = {
+        MatchKey(MatchKind(r.kind), r.value): r for r in await registry.registered(sorted(set(first) - claimed))
+    }
+    reps = SalesRepRepository(uow)
+    candidates = await reps.lock_candidates_of({cmd.region for cmd, _ in commands})
+    cursors = AssignmentCursors(uow)
+    assignment = AssignmentRound(
+        candidates,
+        await reps.loads([r.id for r in candidates]),
+        await cursors.get_many({rule_key(cmd.region, cmd.industry) for cmd, _ in commands}),
+    )
+    teams = {r.id: r.team_id for r in candidates}
+    teams |= await reps.teams({r.owner_id for r in known.values() if r.owner_id is not None} - set(teams))
+    new: list[Lead] = []
+    transfers: list[tuple[MatchKey, str]] = []
+    clocks: list[tuple[str, datetime, dict[str, Any]]] = []
+    for i, (cmd, keys) in enumerate(commands):
+        earlier = sorted((known[k] for k in keys if k in known), key=lambda r: (r.created_at, r.kind, r.value))
+        added = [k for k in keys if k not in known]
+        for key in added:
+            known[key] = KeyRegistration(key.kind.value, key.value, None, ids[i], None, stamps[i])
+        match = match_customer(earlier, claimant=None)
+        owner_id, team, due = match.owner_id, None, None
+        if owner_id is not None:
+            team = teams.get(owner_id)
+            assignment.count(owner_id)
+        elif (chosen := assignment.choose(cmd.region, cmd.industry)) is not None:
+            owner_id, team, due = chosen.id, chosen.team_id, stamps[i] + policy.first_contact
+        if owner_id is not None:
+            for key in added:  # the customer's new keys are its owner's
+                known[key].owner_id = owner_id
+                transfers.append((key, owner_id))
+        lead = _new_lead(
+            rules, cmd, keys, match, principal, lead_id=ids[i], now=stamps[i], owner_id=owner_id, team=team, due=due
+        )
+        new.append(lead)
+        if due is not None:
+            clocks.append(_first_contact_timer(lead, due))
+    await registry.transfer_many(transfers)
+    await LeadRepository(uow).add_many(new)
+    await schedule_timers(uow, FIRST_CONTACT_TIMER, clocks)
+    await cursors.set_many(assignment.moved)
+    return new
 
 
 async def get_import(import_id: uuid.UUID, principal: Principal, uow: UnitOfWork) -> Any:

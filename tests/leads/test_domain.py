@@ -11,21 +11,27 @@ from pathlib import Path
 import pytest
 
 from services.leads.domain import (
+    AssignmentRound,
     DecisionTimeframe,
     Grade,
     GradingInputs,
     GradingRules,
     InvalidIdentifier,
+    KeyRegistration,
     Lead,
     LeadSource,
     MatchKey,
     MatchKind,
     NeedFit,
+    SalesRep,
+    choose_rep,
+    match_customer,
     match_keys,
     normalize_company_name,
     normalize_email,
     normalize_phone,
     normalize_uscc,
+    rule_key,
 )
 from shared.domain import DomainError
 from shared.events import LeadCreated, LeadGraded, LeadOwnerChanged
@@ -225,3 +231,39 @@ def test_owner_override_needs_a_reason_and_another_owner() -> None:
     [(event, _)] = lead.take_events()
     assert isinstance(event, LeadOwnerChanged)
     assert (event.previous_owner_id, event.changed_by) == ("rep-1", "mgr")
+
+
+def a_rep(rep_id: str, capacity: int, region: str | None = "east") -> SalesRep:
+    return SalesRep(id=rep_id, name=rep_id, region=region, capacity=capacity, created_at=datetime.now(UTC))
+
+
+def test_an_assignment_round_counts_each_choice_towards_the_next() -> None:
+    """Many choices from one reading give what one choice per fresh reading gives (an import's chunk)."""
+    reps = [a_rep("r1", 2), a_rep("r2", 4), a_rep("r3", 10, region="west"), a_rep("r0", 3, region=None)]
+    leads = ["east", "east", "west", None, "east", "east", "east", "west", "east", "east", "east", "east", "east"]
+    assignment = AssignmentRound(reps, {"r2": 1}, {})
+    assignment.count("r1")  # a repeat of r1's customer: r1's load, no choice
+    bulk = [getattr(assignment.choose(region, None), "id", None) for region in leads]
+
+    loads, cursors, one_by_one = {"r1": 1, "r2": 1}, {}, []
+    for region in leads:
+        chosen = choose_rep(reps, loads, region=region, industry=None, cursor=cursors.get(rule_key(region, None)))
+        one_by_one.append(chosen.id if chosen else None)
+        if chosen:
+            loads[chosen.id] = loads.get(chosen.id, 0) + 1
+            cursors[rule_key(region, None)] = chosen.id
+    assert bulk == one_by_one
+    assert bulk[-2:] == [None, None]  # every east rep full: the pool
+    assert assignment.moved == cursors and assignment.loads == {"r0": 3, "r1": 2, "r2": 4, "r3": 3}
+
+
+def test_the_first_registration_of_a_customer_decides_its_owner_and_duplicate() -> None:
+    lead, earlier_lead, account = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    pool_key = KeyRegistration("email", "a@b.cn", None, earlier_lead, None, t0)
+    owned_key = KeyRegistration("phone", "+8613800138000", "rep-2", lead, account, t0.replace(day=2))
+    match = match_customer([pool_key, owned_key], claimant="rep-1")
+    assert (match.duplicate_of_lead_id, match.matched_account_id, match.owner_id) == (earlier_lead, account, "rep-2")
+    assert match.conflicts == (owned_key,)
+    assert match_customer([pool_key, owned_key], claimant=None).conflicts == ()  # by the rules: no conflict
+    assert match_customer([], claimant="rep-1") == match_customer([], claimant=None)

@@ -3,10 +3,23 @@ error report, idempotent by the file's hash, duplicates matched like any other l
 
 from __future__ import annotations
 
+import contextlib
+import json
+import uuid
+
 import asyncpg
 
-from tests.conftest import System, auth, wait_until
-from tests.leads.org import put_rep
+from services.leads import handlers
+from services.leads.config import assignment_policy, load_grading_rules
+from services.leads.db import platform_tables
+from services.leads.domain import LeadSource
+from services.leads.handlers import RegisterLead
+from shared.auth import Principal
+from shared.db import create_engine
+from shared.domain import DomainError
+from shared.uow import UnitOfWork
+from tests.conftest import System, auth, settings_for, spawn, wait_until
+from tests.leads.org import FORM, put_rep
 
 MARKETING = auth("mkt-1", "marketing_director")
 CSV = {"Content-Type": "text/csv", "X-Filename": "fair.csv"}
@@ -90,3 +103,150 @@ async def test_an_xlsx_imports_like_a_csv(system: System, clean_db: asyncpg.Conn
     assert phones == {"+8613800138000", "+8613800138001"}
     not_xlsx = await leads.post("/v1/lead-imports", content=b"company_name\nA\n", headers={**xlsx, **MARKETING})
     assert not_xlsx.status_code == 422
+
+
+async def test_an_import_registers_like_one_lead_at_a_time(
+    system: System, clean_db: asyncpg.Connection, monkeypatch
+) -> None:
+    """The chunked import and register_lead, row after row, leave the same leads, owners, pool,
+    customer keys, round-robin cursors, first-contact timers and events: within the file and
+    across chunks (4 rows each here), against leads registered before, up to the reps' capacity."""
+    monkeypatch.setattr(handlers, "IMPORT_CHUNK", 4)
+    leads = await system.client("leads")
+    await put_rep(leads, "r1", region="east", capacity=3)
+    await put_rep(leads, "r2", region="east", capacity=6)
+    await put_rep(leads, "r3", region="west", capacity=100)
+    await put_rep(leads, "r4", region="east", capacity=100, status="on_leave")
+    rows = ["Pool Co again,,POOL@example.com,east,fair", "Known Co Ltd,+86 138 0013 8000,,east,fair"]
+    rows += [f"East {i},,e{i}@example.com,east,fair" for i in range(12)]
+    rows += ["East 2 Co.,,E2@Example.com,east,fair", "Bad phone,12345,,east,fair", "ＥＡＳＴ　３,,,east,fair"]
+    rows += [f"West {i},,w{i}@example.com,west,fair" for i in range(3)] + ["Nowhere Ltd,,,,fair"]
+    content = csv_file(rows)
+
+    async def registered_before() -> None:  # a rep's customer, and a web-form lead in the pool
+        rep = Principal(sub="r3", roles=frozenset({"sales_rep"}))
+        await register(RegisterLead(source=LeadSource.MANUAL, company_name="Known Co", phone="13800138000"), rep)
+        await register(
+            RegisterLead(source=LeadSource.WEB_FORM, company_name="Pool Co", email="pool@example.com", region="north"),
+            FORM,
+        )
+
+    await registered_before()
+    started = await leads.post("/v1/lead-imports", content=content, headers={**CSV, **MARKETING})
+    await system.start_worker("leads")
+    done = await finished(leads, f"/v1/lead-imports/{started.json()['id']}", timeout=60)
+    assert (done["rows_total"], done["created"], done["merged"], done["rejected"]) == (21, 16, 4, 1)
+    imported = await outcome(clean_db)
+    await system.stop_worker("leads")
+
+    await clean_db.execute(
+        "TRUNCATE leads.leads, leads.customer_keys, leads.outbox, leads.timers, leads.assignment_cursors, "
+        "leads.ownership_conflicts"
+    )
+    await registered_before()
+    importer = Principal(sub=f"import:{started.json()['id']}", roles=frozenset({"integration"}))
+    for row in handlers.parse_csv(content):
+        with contextlib.suppress(DomainError):
+            await register(handlers.import_command(row), importer)
+    assert imported == await outcome(clean_db)
+    # East: r1 and r2 up to their capacity (3 and 6), then the pool; repeats follow their customer's
+    # owner (r1 and r2 beyond capacity: they own them); the lead without a region goes to r3 (west).
+    assert imported["owners"] == {"r1": 4, "r2": 7, "r3": 6, None: 5}
+
+
+async def register(cmd: RegisterLead, principal: Principal) -> None:
+    settings = settings_for("leads")
+    engine = create_engine(settings)
+    try:
+        await handlers.register_lead(
+            cmd,
+            principal,
+            UnitOfWork(engine, platform_tables, settings.source),
+            rules=load_grading_rules(settings.grading_rules_path),
+            phone_region=settings.phone_region,
+            policy=assignment_policy(settings),
+        )
+    finally:
+        await engine.dispose()
+
+
+async def outcome(db: asyncpg.Connection) -> dict:
+    """Everything a registration decides, with lead ids replaced by the companies' names."""
+    name = {r["id"]: r["company_name"] for r in await db.fetch("SELECT id, company_name FROM leads.leads")}
+    leads = await db.fetch(
+        """SELECT company_name, owner_id, team, registered_by, duplicate_of_lead_id, matched_account_id,
+                  ownership_conflict, grade, phone, email, region, assigned_at IS NOT NULL AS assigned,
+                  pooled_at IS NOT NULL AS pooled, version
+           FROM leads.leads ORDER BY created_at"""
+    )
+    keys = await db.fetch("SELECT kind, value, owner_id, lead_id FROM leads.customer_keys ORDER BY kind, value")
+    events = await db.fetch("SELECT event_type, envelope::jsonb -> 'data' AS data FROM leads.outbox ORDER BY id")
+    timers = await db.fetch("SELECT payload FROM leads.timers WHERE kind = 'lead.first_contact'")
+    owners: dict[str | None, int] = {}
+    for lead in leads:
+        owners[lead["owner_id"]] = owners.get(lead["owner_id"], 0) + 1
+    return {
+        "leads": [{**dict(r), "duplicate_of_lead_id": name.get(r["duplicate_of_lead_id"])} for r in leads],
+        "owners": owners,
+        "keys": [(k["kind"], k["value"], k["owner_id"], name[k["lead_id"]]) for k in keys],
+        "cursors": sorted(map(tuple, await db.fetch("SELECT rule, last_rep_id FROM leads.assignment_cursors"))),
+        "events": [
+            (e["event_type"], name[uuid.UUID(json.loads(e["data"])["lead_id"])], json.loads(e["data"]).get("owner_id"))
+            for e in events
+        ],
+        "timers": sorted(
+            (name[uuid.UUID(json.loads(t["payload"])["lead_id"])], json.loads(t["payload"])["owner_id"]) for t in timers
+        ),
+    }
+
+
+async def test_a_worker_killed_mid_import_resumes_without_losing_or_doubling_rows(
+    system: System, clean_db: asyncpg.Connection
+) -> None:
+    leads = await system.client("leads")
+    await put_rep(leads, "r1", region="east", capacity=100_000)
+    total = 4000
+    rows = [
+        f"Company {i - 5},,C{i - 5}@Example.com,east,fair"
+        if i % 10 == 9
+        else f"Company {i},,c{i}@example.com,east,fair"
+        for i in range(total)
+    ]
+    started = await leads.post("/v1/lead-imports", content=csv_file(rows), headers={**CSV, **MARKETING})
+    import_id = started.json()["id"]
+    progress = "SELECT rows_done FROM leads.lead_imports WHERE id = $1"
+
+    worker = spawn("services.leads.worker", log_name="leads-worker-import-kill")
+    try:
+        await wait_until(
+            lambda: _done_at_least(clean_db, import_id, 1000), timeout=120, interval=0.02, what="1,000 rows done"
+        )
+        worker.kill()  # SIGKILL mid-import: the chunk in flight dies with its transaction
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=10)
+    at_kill = await clean_db.fetchval(progress, uuid.UUID(import_id))
+    assert 1000 <= at_kill < total, "the kill should land mid-import"
+    # Only whole chunks were committed: their leads, and nothing of the one in flight.
+    assert await clean_db.fetchval("SELECT count(*) FROM leads.leads") == at_kill
+
+    await system.start_worker("leads")
+    done = await finished(leads, f"/v1/lead-imports/{import_id}", timeout=120)
+    assert (done["rows_done"], done["created"], done["merged"], done["rejected"]) == (total, 3600, 400, 0)
+    assert await clean_db.fetchval("SELECT count(*) FROM leads.leads") == total
+    assert await clean_db.fetchval("SELECT count(DISTINCT email) FROM leads.leads") == 3600
+    assert await clean_db.fetchval("SELECT count(*) FROM leads.leads WHERE duplicate_of_lead_id IS NULL") == 3600
+    assert await clean_db.fetchval("SELECT count(*) FROM leads.leads WHERE owner_id = 'r1'") == total
+    assert await clean_db.fetchval("SELECT count(*) FROM leads.customer_keys") == 7200  # e-mail and name each
+    events = dict(await clean_db.fetch("SELECT event_type, count(*) FROM leads.outbox GROUP BY event_type"))
+    assert events == {"lead.created.v1": total, "lead.assigned.v1": 3600}
+    timers = "SELECT count(*) FROM leads.timers WHERE kind = 'lead.first_contact'"
+    assert await clean_db.fetchval(timers) == 3600
+    assert await clean_db.fetchval("SELECT count(*) FROM leads.lead_import_rows") == 0
+
+
+async def _done_at_least(db: asyncpg.Connection, import_id: str, n: int) -> bool:
+    done = await db.fetchval("SELECT rows_done FROM leads.lead_imports WHERE id = $1", uuid.UUID(import_id))
+    return done >= n

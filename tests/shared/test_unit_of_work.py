@@ -14,7 +14,7 @@ from services.orders.config import get_settings
 from services.orders.db import platform_tables
 from shared.db import create_engine
 from shared.events.catalog import SurveyReminded
-from shared.uow import UnitOfWork
+from shared.uow import COPY_FROM, UnitOfWork
 
 TIMERS = platform_tables.timers
 
@@ -95,3 +95,30 @@ async def test_not_committed_means_not_written(uow_factory, clean_db: asyncpg.Co
 
     assert await clean_db.fetchval("SELECT count(*) FROM orders.timers WHERE kind = 'uow-test'") == 0
     assert await clean_db.fetchval("SELECT count(*) FROM orders.outbox") == 0
+
+
+async def test_many_events_and_copied_rows_commit_or_roll_back_with_the_transaction(
+    uow_factory, clean_db: asyncpg.Connection
+) -> None:
+    """Hundreds of events (an import's chunk) go to the outbox by COPY, and ``copy_rows`` writes
+    rows the same way: both inside the transaction, even as its first statement."""
+    many = [timer_row(f"copied-{i}", n=str(i)) for i in range(300)]
+    uow = uow_factory()
+    async with uow:
+        await uow.copy_rows(TIMERS, many[:150])  # the transaction's first statement
+        for _ in range(COPY_FROM):
+            uow.emit(an_event(), subject="s-3")
+        await uow.rollback()
+    assert await clean_db.fetchval("SELECT count(*) FROM orders.timers WHERE kind = 'uow-test'") == 0
+
+    uow = uow_factory()
+    async with uow:
+        await uow.copy_rows(TIMERS, many)
+        for _ in range(COPY_FROM):
+            uow.emit(an_event(), subject="s-3")
+        await uow.commit()
+    assert await clean_db.fetchval("SELECT count(*) FROM orders.timers WHERE kind = 'uow-test'") == 300
+    payload = await clean_db.fetchval("SELECT payload::text FROM orders.timers WHERE key = 'copied-7'")
+    assert payload == '{"n": "7"}'
+    envelopes = await clean_db.fetch("SELECT event_type, envelope::jsonb ->> 'subject' AS subject FROM orders.outbox")
+    assert [(e["event_type"], e["subject"]) for e in envelopes] == [("survey.reminded.v1", "s-3")] * COPY_FROM

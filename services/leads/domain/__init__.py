@@ -1,6 +1,6 @@
 from services.leads.domain.account import Account, AccountClassification
 from services.leads.domain.activity import CONTACT_KINDS, Activity, ActivityKind, ActivityStatus
-from services.leads.domain.assignment import AssignmentPolicy, choose_rep, eligible_reps, rule_key
+from services.leads.domain.assignment import AssignmentPolicy, AssignmentRound, choose_rep, eligible_reps, rule_key
 from services.leads.domain.grading import (
     DecisionTimeframe,
     Grade,
@@ -21,9 +21,12 @@ from services.leads.domain.lead import (
 )
 from services.leads.domain.matching import (
     DEFAULT_PHONE_REGION,
+    CustomerMatch,
     InvalidIdentifier,
+    KeyRegistration,
     MatchKey,
     MatchKind,
+    match_customer,
     match_keys,
     normalize_company_name,
     normalize_email,
@@ -46,13 +49,16 @@ __all__ = [
     "ActivityKind",
     "ActivityStatus",
     "AssignmentPolicy",
+    "AssignmentRound",
     "Attribution",
+    "CustomerMatch",
     "DecisionTimeframe",
     "Grade",
     "GradingInputs",
     "GradingRule",
     "GradingRules",
     "InvalidIdentifier",
+    "KeyRegistration",
     "Lead",
     "LeadSource",
     "MatchKey",
@@ -63,6 +69,7 @@ __all__ = [
     "SalesTeam",
     "choose_rep",
     "eligible_reps",
+    "match_customer",
     "match_keys",
     "normalize_company_name",
     "normalize_email",

@@ -57,8 +57,9 @@ def choose_rep(
     candidates = eligible_reps(reps, loads, region=region, industry=industry, exclude=exclude)
     if not candidates:
         return None
-    lowest = min(Fraction(loads.get(r.id, 0), r.capacity) for r in candidates)
-    equals = sorted((r for r in candidates if Fraction(loads.get(r.id, 0), r.capacity) == lowest), key=lambda r: r.id)
+    share = {r.id: Fraction(loads.get(r.id, 0), r.capacity) for r in candidates}
+    lowest = min(share.values())
+    equals = sorted((r for r in candidates if share[r.id] == lowest), key=lambda r: r.id)
     if cursor is not None:
         for rep in equals:
             if rep.id > cursor:
@@ -79,3 +80,32 @@ class AssignmentPolicy:
         """Midnight of ``now``'s calendar day in the business time zone (the claim limit's day)."""
         local = now.astimezone(ZoneInfo(self.timezone))
         return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+class AssignmentRound:
+    """Assignments made one after another from one reading of the reps, their loads and the
+    round-robin cursors: each lead given counts towards the next choice, exactly as if each were
+    assigned in its own transaction (a single registration uses one choice, an import chunk many).
+
+    ``reps`` may include reps of other regions (``choose_rep`` keeps those covering the lead)."""
+
+    def __init__(self, reps: Iterable[SalesRep], loads: Mapping[str, int], cursors: Mapping[str, str | None]) -> None:
+        self.reps = list(reps)
+        self.loads = dict(loads)
+        self.cursors = dict(cursors)
+        self.moved: dict[str, str] = {}  # rule -> the rep who got its last lead in this round
+
+    def choose(self, region: str | None, industry: str | None, *, exclude: Collection[str] = ()) -> SalesRep | None:
+        """The rep who gets the next lead of ``region``/``industry`` (counted), or None (the pool)."""
+        rule = rule_key(region, industry)
+        chosen = choose_rep(
+            self.reps, self.loads, region=region, industry=industry, cursor=self.cursors.get(rule), exclude=exclude
+        )
+        if chosen is not None:
+            self.cursors[rule] = self.moved[rule] = chosen.id
+            self.count(chosen.id)
+        return chosen
+
+    def count(self, rep_id: str) -> None:
+        """``rep_id`` got a lead another way (it already owned the customer)."""
+        self.loads[rep_id] = self.loads.get(rep_id, 0) + 1

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 import phonenumbers
@@ -150,3 +153,39 @@ def match_keys(
     if company_name:
         keys.add(MatchKey(MatchKind.NAME, normalize_company_name(company_name)))
     return sorted(keys)
+
+
+@dataclass(slots=True)
+class KeyRegistration:
+    """A customer-key registry entry: who registered the key first, for which lead or account
+    (the registry table's rows have the same fields)."""
+
+    kind: str
+    value: str
+    owner_id: str | None
+    lead_id: uuid.UUID | None
+    account_id: uuid.UUID | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerMatch:
+    """What the earlier registrations of a new lead's keys say about it."""
+
+    duplicate_of_lead_id: uuid.UUID | None  # the lead that registered the customer first
+    matched_account_id: uuid.UUID | None
+    owner_id: str | None  # the first owner of the customer (None: nobody owns it yet)
+    conflicts: tuple[KeyRegistration, ...]  # keys owned by another rep than the registering one
+
+
+def match_customer(earlier: Sequence[KeyRegistration], *, claimant: str | None) -> CustomerMatch:
+    """The first-registered-owner rule. ``earlier``: the registry entries of the lead's keys that
+    were registered before it, first registration first (keys of pool leads have no owner);
+    ``claimant``: the rep registering it (None: registered for the assignment rules)."""
+    owned = [r for r in earlier if r.owner_id is not None]
+    return CustomerMatch(
+        duplicate_of_lead_id=earlier[0].lead_id if earlier else None,
+        matched_account_id=next((r.account_id for r in earlier if r.account_id is not None), None),
+        owner_id=owned[0].owner_id if owned else None,
+        conflicts=tuple(r for r in owned if claimant is not None and r.owner_id != claimant),
+    )
