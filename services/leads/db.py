@@ -235,22 +235,23 @@ class LeadAssignments:
         self.uow = uow
 
     def opened(self, lead: Lead, event: LeadAssigned) -> None:
-        self.uow.insert_later(
-            lead_assignments,
-            {
-                "id": uuid.uuid4(),
-                "lead_id": lead.id,
-                "rep_id": event.owner_id,
-                "team": lead.team,
-                "region": lead.region,
-                "source": lead.source.value,
-                "assigned_at": event.assigned_at,
-                "first_contact_due_at": event.first_contact_due_at,
-                "first_contacted_at": None,
-                "ended_at": None,
-                "end_reason": None,
-            },
-        )
+        self.uow.insert_later(lead_assignments, self.opened_row(lead, event))
+
+    @staticmethod
+    def opened_row(lead: Lead, event: LeadAssigned) -> dict[str, Any]:
+        return {
+            "id": uuid.uuid4(),
+            "lead_id": lead.id,
+            "rep_id": event.owner_id,
+            "team": lead.team,
+            "region": lead.region,
+            "source": lead.source.value,
+            "assigned_at": event.assigned_at,
+            "first_contact_due_at": event.first_contact_due_at,
+            "first_contacted_at": None,
+            "ended_at": None,
+            "end_reason": None,
+        }
 
     async def ended(self, lead_id: uuid.UUID, at: Any, reason: str) -> None:
         a = lead_assignments.c
@@ -469,13 +470,17 @@ class LeadRepository(Repository[Lead]):
         return [self.from_row(row) for row in rows], next_cursor
 
     async def add_many(self, new: list[Lead]) -> None:
-        """:meth:`add` for many new leads: one COPY, their events to the outbox with the commit."""
-        if not new:
-            return
+        """:meth:`add` for many new leads: the leads and their assignments (a new lead's only
+        assignment history: opened) by COPY, their events to the outbox with the commit."""
+        opened = []
         for lead in new:
             for event, sequence in lead.take_events():
+                if isinstance(event, LeadAssigned):
+                    assert event.previous_owner_id is None, "a new lead had no owner before"
+                    opened.append(LeadAssignments.opened_row(lead, event))
                 self.uow.emit(event, subject=lead.aggregate_id, sequence=sequence)
         await self.uow.copy_rows(leads, [self.to_row(lead) for lead in new])
+        await self.uow.copy_rows(lead_assignments, opened)
 
     def to_row(self, lead: Lead) -> dict[str, Any]:
         a = lead.attribution

@@ -141,7 +141,7 @@ async def test_an_import_registers_like_one_lead_at_a_time(
 
     await clean_db.execute(
         "TRUNCATE leads.leads, leads.customer_keys, leads.outbox, leads.timers, leads.assignment_cursors, "
-        "leads.ownership_conflicts"
+        "leads.ownership_conflicts, leads.lead_assignments"
     )
     await registered_before()
     importer = Principal(sub=f"import:{started.json()['id']}", roles=frozenset({"integration"}))
@@ -152,6 +152,7 @@ async def test_an_import_registers_like_one_lead_at_a_time(
     # East: r1 and r2 up to their capacity (3 and 6), then the pool; repeats follow their customer's
     # owner (r1 and r2 beyond capacity: they own them); the lead without a region goes to r3 (west).
     assert imported["owners"] == {"r1": 4, "r2": 7, "r3": 6, None: 5}
+    assert len(imported["assignments"]) == 13  # one open assignment per lead the rules gave a rep
 
 
 async def register(cmd: RegisterLead, principal: Principal) -> None:
@@ -182,6 +183,10 @@ async def outcome(db: asyncpg.Connection) -> dict:
     keys = await db.fetch("SELECT kind, value, owner_id, lead_id FROM leads.customer_keys ORDER BY kind, value")
     events = await db.fetch("SELECT event_type, envelope::jsonb -> 'data' AS data FROM leads.outbox ORDER BY id")
     timers = await db.fetch("SELECT payload FROM leads.timers WHERE kind = 'lead.first_contact'")
+    history = await db.fetch(
+        """SELECT lead_id, rep_id, team, region, source, first_contact_due_at - assigned_at AS due_in, ended_at
+           FROM leads.lead_assignments ORDER BY assigned_at"""
+    )
     owners: dict[str | None, int] = {}
     for lead in leads:
         owners[lead["owner_id"]] = owners.get(lead["owner_id"], 0) + 1
@@ -197,6 +202,7 @@ async def outcome(db: asyncpg.Connection) -> dict:
         "timers": sorted(
             (name[uuid.UUID(json.loads(t["payload"])["lead_id"])], json.loads(t["payload"])["owner_id"]) for t in timers
         ),
+        "assignments": [{**dict(h), "lead_id": name[h["lead_id"]]} for h in history],
     }
 
 
@@ -244,6 +250,7 @@ async def test_a_worker_killed_mid_import_resumes_without_losing_or_doubling_row
     assert events == {"lead.created.v1": total, "lead.assigned.v1": 3600}
     timers = "SELECT count(*) FROM leads.timers WHERE kind = 'lead.first_contact'"
     assert await clean_db.fetchval(timers) == 3600
+    assert await clean_db.fetchval("SELECT count(*) FROM leads.lead_assignments WHERE ended_at IS NULL") == 3600
     assert await clean_db.fetchval("SELECT count(*) FROM leads.lead_import_rows") == 0
 
 
