@@ -395,8 +395,11 @@ class LeadRepository(Repository[Lead]):
         alternatives = self._alternatives(principal)
         if alternatives is None:
             return select(leads).where(*conditions)
-        branches = [keyset_select(select(leads.c.id).where(alt, *conditions), key, page) for alt in alternatives]
-        return select(leads).where(leads.c.id.in_(union(*branches).subquery().select()))
+        branches = [keyset_select(select(*key).where(alt, *conditions), key, page) for alt in alternatives]
+        # Only the page's keys are looked up in the table, not every branch's.
+        keys = union(*branches).subquery()
+        first = select(keys.c.id).order_by(keys.c.created_at, keys.c.id).limit(page.limit + 1)
+        return select(leads).where(leads.c.id.in_(first))
 
     def _alternatives(self, principal: Principal | None) -> list[ColumnElement[bool]] | None:
         """:meth:`visible_to` as a list of alternatives (None: every lead)."""
