@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -41,6 +41,7 @@ from shared.events import (
     OpportunityWon,
 )
 from shared.events import ContractLine as ContractLineEvent
+from shared.money import money
 from shared.policies import AuthorityLevel, DiscountAuthority
 
 ADMIN = "admin"
@@ -49,13 +50,8 @@ LEGAL = "legal"
 REGIONAL_DIRECTOR = "regional_director"
 MARKETING_DIRECTOR = "marketing_director"
 
-CENT = Decimal("0.01")
 DEFAULT_PAYMENT_TERMS = "net 30"
 HUNDRED = Decimal(100)
-
-
-def money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 class ContractStatus(StrEnum):

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.leads.domain.opportunity import FUNNEL_STAGES, HUNDRED, Stage, money
+from services.leads.domain.opportunity import FUNNEL_STAGES, HUNDRED, Stage
+from shared.money import money
 
 
 @dataclass(frozen=True, slots=True)

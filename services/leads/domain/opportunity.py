@@ -12,18 +12,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from enum import StrEnum
 
 from shared.domain import Aggregate, DomainError, InvalidTransition
 from shared.events import ContactInfo, ContractLine, OpportunityLost, OpportunityStageChanged, OpportunityWon
+from shared.money import money
 
-CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
-
-
-def money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 class Stage(StrEnum):

@@ -27,10 +27,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from services.leads.domain.opportunity import HUNDRED, WinningQuote, money
+from services.leads.domain.opportunity import HUNDRED, WinningQuote
 from shared.api import MONEY_MAX
 from shared.domain import Aggregate, DomainError, InvalidTransition
 from shared.events import ContractLine, QuoteAccepted
+from shared.money import money
 from shared.policies import DiscountAuthority
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.leads.domain.opportunity import HUNDRED, money
+from services.leads.domain.opportunity import HUNDRED
+from shared.money import money
 
 # How an assignment ended, besides the two ways back to the pool (RELEASED, NO_FIRST_CONTACT).
 REASSIGNED = "reassigned"  # given to another rep directly

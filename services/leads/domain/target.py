@@ -18,8 +18,9 @@ from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from services.leads.domain.opportunity import CENT, HUNDRED, money
+from services.leads.domain.opportunity import HUNDRED
 from shared.domain import Aggregate, DomainError
+from shared.money import CENT, money
 
 _PERIOD = re.compile(r"^(?P<year>\d{4})(?:-(?:(?P<month>\d{2})|Q(?P<quarter>[1-4])))?$")
 

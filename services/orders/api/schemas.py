@@ -9,8 +9,9 @@ from typing import Annotated, Literal
 
 from pydantic import EmailStr, Field, PrivateAttr, model_validator
 
-from services.orders.domain import OrderLine, money
+from services.orders.domain import OrderLine
 from shared.api import ApiModel, ApiResponse, Currency, CurrencyCode, Money, SignedMoney
+from shared.money import money
 
 Text100 = Annotated[str, Field(min_length=1, max_length=100)]
 Text500 = Annotated[str, Field(min_length=1, max_length=500)]

@@ -8,7 +8,6 @@ from services.orders.domain.values import (
     OrderStatus,
     ShipmentStatus,
     StepStatus,
-    money,
 )
 
 __all__ = [
@@ -24,5 +23,4 @@ __all__ = [
     "ShipmentStatus",
     "StepStatus",
     "effective_discount_pct",
-    "money",
 ]

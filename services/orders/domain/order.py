@@ -39,7 +39,6 @@ from services.orders.domain.values import (
     ShipmentItem,
     ShipmentStatus,
     StepStatus,
-    money,
     prepayment_pct_from_terms,
 )
 from shared.domain import Aggregate, DomainError, InvalidTransition, NotFound
@@ -59,6 +58,7 @@ from shared.events import (
     PaymentReceived,
     ShippedItem,
 )
+from shared.money import money
 from shared.policies import DiscountAuthority
 
 ADMIN = "admin"

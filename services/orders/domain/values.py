@@ -6,15 +6,12 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from enum import StrEnum
 
-CENT = Decimal("0.01")
+from shared.money import money
+
 HUNDRED = Decimal(100)
-
-
-def money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 class OrderStatus(StrEnum):
