@@ -113,7 +113,5 @@ class Repository(Generic[A]):
         for column, value in (filters or {}).items():
             if value is not None:
                 query = query.where(self.table.c[column] == value)
-        rows, next_cursor = await fetch_page(
-            self.uow.connection, query, (self.table.c.created_at, self.table.c.id), page
-        )
+        rows, next_cursor = await fetch_page(self.uow, query, (self.table.c.created_at, self.table.c.id), page)
         return [self.from_row(row) for row in rows], next_cursor

@@ -19,7 +19,9 @@ from typing import Any
 import asyncpg
 from sqlalchemy import Table, exc, insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 _PARAMETER = re.compile(r"\$(\d+)")
 
@@ -47,9 +49,10 @@ def _combined_text(parts: tuple[str, ...], widths: tuple[int, ...]) -> str:
     return "WITH " + ", ".join(f"w{i} AS ({cte})" for i, cte in enumerate(ctes)) + " " + last
 
 
-async def execute_as_one_statement(connection: AsyncConnection, writes: Sequence[tuple[Table, dict[str, Any]]]) -> None:
-    """Insert every ``(table, row)``, in order, as one statement outside any explicit transaction."""
-    dialect = connection.dialect
+async def execute_as_one_statement(engine: AsyncEngine, writes: Sequence[tuple[Table, dict[str, Any]]]) -> None:
+    """Insert every ``(table, row)``, in order, as one statement on a connection of its own
+    (checked out of ``engine``'s pool just for it, outside any explicit transaction)."""
+    dialect = engine.dialect
     parts, widths, arguments = [], [], []
     for table, row in writes:
         text, parameters = compiled_insert(dialect, table, tuple(row))
@@ -59,10 +62,26 @@ async def execute_as_one_statement(connection: AsyncConnection, writes: Sequence
             value = row[key]
             arguments.append(value if convert is None else convert(value))
     sql = _combined_text(tuple(parts), tuple(widths))
-    raw = await connection.get_raw_connection()
+    pooled = await engine.raw_connection()
+    healthy = False
     try:
-        await raw.driver_connection.execute(sql, *arguments)
+        await pooled.driver_connection.execute(sql, *arguments)
+        healthy = True
     except asyncpg.IntegrityConstraintViolationError as error:
+        healthy = True
         raise exc.IntegrityError(sql, arguments, error) from error
     except asyncpg.PostgresError as error:
+        healthy = True  # the server answered: the connection is fine
         raise exc.DBAPIError(sql, arguments, error) from error
+    except Exception as error:  # the connection broke (server gone, protocol state lost)
+        raise exc.DBAPIError(sql, arguments, error) from error
+    finally:
+        # Back to the pool, or discarded when its state is unknown (a lost server, a statement
+        # cancelled in flight). Closing may await: hence the greenlet SQLAlchemy's adaptation needs.
+        await greenlet_spawn(_release, pooled, healthy)
+
+
+def _release(pooled: PoolProxiedConnection, healthy: bool) -> None:
+    if not healthy:
+        pooled.invalidate()
+    pooled.close()

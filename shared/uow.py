@@ -32,6 +32,7 @@ class UnitOfWork:
         self.tables = tables
         self.source = source
         self._connection: AsyncConnection | None = None
+        self._entered = False
         self._aggregates: list[Aggregate] = []
         self._envelopes: list[CloudEvent] = []
         # Inserts whose results nobody reads: sent before the next statement, or at commit.
@@ -47,28 +48,31 @@ class UnitOfWork:
     def engine(self) -> AsyncEngine:
         return self._engine
 
-    @property
-    def connection(self) -> AsyncConnection:
-        """The open connection, for statements built by the caller (after ``await uow.flush()``
-        when this unit of work has inserts pending)."""
-        if self._pending_inserts:
-            raise RuntimeError("inserts are pending: `await uow.flush()` before using the connection directly")
-        self._statement_sent = True  # the caller is about to send one
-        return self._open()
+    async def connect(self) -> AsyncConnection:
+        """The open transaction's connection, for statements built by the caller (pending inserts
+        are sent first, so the caller's statement sees them)."""
+        await self.flush()
+        self._statement_sent = True
+        return await self._connected()
 
-    def _open(self) -> AsyncConnection:
+    async def _connected(self) -> AsyncConnection:
+        # Checked out at the first statement, not on entry: a request that is still computing
+        # (validating, rendering) does not hold a pooled connection others are waiting for.
         if self._connection is None:
-            raise RuntimeError("the unit of work is not open: use `async with uow:`")
+            if not self._entered:
+                raise RuntimeError("the unit of work is not open: use `async with uow:`")
+            self._connection = await self._engine.connect()
+            await self._connection.begin()  # sends nothing yet: BEGIN goes with the first statement
         return self._connection
 
     async def __aenter__(self) -> Self:
-        self._connection = await self._engine.connect()
-        await self._connection.begin()  # sends nothing yet: BEGIN goes with the first statement
+        self._entered = True
         self._aggregates, self._envelopes, self._pending_inserts = [], [], []
         self._statement_sent = self.committed = self._outbox_written = False
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._entered = False
         connection, self._connection = self._connection, None
         if connection is None:
             return
@@ -120,9 +124,10 @@ class UnitOfWork:
     # -- transaction ----------------------------------------------------------------------
 
     async def execute(self, statement: Any, params: Any = None):
-        await self.flush()
-        self._statement_sent = True
-        return await self._open().execute(statement, params)
+        return await (await self.connect()).execute(statement, params)
+
+    async def scalar(self, statement: Any, params: Any = None) -> Any:
+        return await (await self.connect()).scalar(statement, params)
 
     def insert_later(self, table: Table, row: dict[str, Any]) -> None:
         """Insert ``row`` before the next statement, or at commit.
@@ -137,7 +142,7 @@ class UnitOfWork:
         pending, self._pending_inserts = self._pending_inserts, []
         for table, row in pending:
             self._statement_sent = True
-            await self._open().execute(insert(table), row)
+            await (await self._connected()).execute(insert(table), row)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -145,8 +150,7 @@ class UnitOfWork:
         self.collect_events()
         await self.flush()
         mark = len(self._envelopes)
-        self._statement_sent = True
-        nested = await self._open().begin_nested()
+        nested = await (await self.connect()).begin_nested()
         try:
             yield
             self.collect_events()
@@ -172,23 +176,21 @@ class UnitOfWork:
             if len(rows) >= COPY_FROM:
                 await self.copy_rows(self.tables.outbox, rows)
             else:
-                self._statement_sent = True
-                await self._open().execute(insert(self.tables.outbox), rows)
+                await (await self.connect()).execute(insert(self.tables.outbox), rows)
 
     async def copy_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """Insert many ``rows`` (the same keys in each; Python values of the columns' types) with
         COPY in this transaction: for hundreds of rows several times faster than an INSERT."""
         if not rows:
             return
-        await self.flush()
-        self._statement_sent = True
-        raw = await self._open().get_raw_connection()
+        connection = await self.connect()
+        raw = await connection.get_raw_connection()
         if not raw.driver_connection.is_in_transaction():
             # SQLAlchemy sends BEGIN with its first statement; COPY on the driver must not run before it.
-            await self._open().execute(text("SELECT 1"))
+            await connection.execute(text("SELECT 1"))
         columns = tuple(rows[0])
         # Each value converted by its column's type exactly as for an INSERT (JSON serialised, …).
-        _, parameters = compiled_insert(self._open().dialect, table, columns)
+        _, parameters = compiled_insert(connection.dialect, table, columns)
         convert = dict(parameters)
         records = [
             tuple(row[c] if convert[c] is None else convert[c](row[c]) for c in columns)  # type: ignore[misc]
@@ -200,20 +202,22 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         self.collect_events()
-        if not self._statement_sent and (self._pending_inserts or self._envelopes):
+        if not self._statement_sent:
             # Nothing sent yet, so no transaction is open on the server: one statement is atomic.
             writes = self._pending_inserts + [(self.tables.outbox, row) for row in self._outbox_rows()]
             self._pending_inserts = []
-            await execute_as_one_statement(self._open(), writes)
+            if writes:
+                await execute_as_one_statement(self._engine, writes)
         else:
             await self.flush_outbox()
-        await self._open().commit()
+            await (await self._connected()).commit()
         self.committed = True
         if self._outbox_written:
             wake_outbox_relays(self._engine, self.tables.outbox.schema)
 
     async def rollback(self) -> None:
-        await self._open().rollback()
+        if self._connection is not None:
+            await self._connection.rollback()
         self._envelopes, self._pending_inserts = [], []
         for aggregate in self._aggregates:
             aggregate.take_events()

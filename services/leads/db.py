@@ -469,7 +469,7 @@ class LeadRepository(Repository[Lead]):
             query = query.where(leads.c.region == region)
         if industry is not None:
             query = query.where(leads.c.industry == industry)
-        rows, next_cursor = await fetch_page(self.uow.connection, query, (leads.c.pooled_at, leads.c.id), page)
+        rows, next_cursor = await fetch_page(self.uow, query, (leads.c.pooled_at, leads.c.id), page)
         return [self.from_row(row) for row in rows], next_cursor
 
     async def add_many(self, new: list[Lead]) -> None:
@@ -1287,9 +1287,7 @@ class ActivityRepository(Repository[Activity]):
 
     async def of_leads(self, lead_ids: list[uuid.UUID], page: PageParams) -> tuple[list[Activity], str | None]:
         query = select(activities).where(activities.c.lead_id.in_(lead_ids))
-        rows, next_cursor = await fetch_page(
-            self.uow.connection, query, (activities.c.created_at, activities.c.id), page
-        )
+        rows, next_cursor = await fetch_page(self.uow, query, (activities.c.created_at, activities.c.id), page)
         return [self.from_row(row) for row in rows], next_cursor
 
     async def contact_since(self, account_id: uuid.UUID, since: datetime) -> bool:
@@ -1734,7 +1732,7 @@ class LeadScores:
     async def interactions(self, lead_id: uuid.UUID, page: PageParams) -> tuple[list[Any], str | None]:
         query = select(lead_interactions).where(lead_interactions.c.lead_id == lead_id)
         columns = (lead_interactions.c.created_at, lead_interactions.c.id)
-        return await fetch_page(self.uow.connection, query, columns, page)
+        return await fetch_page(self.uow, query, columns, page)
 
 
 # -- bulk import -----------------------------------------------------------------------------------

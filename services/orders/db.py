@@ -240,7 +240,7 @@ class OrderRepository(Repository[Order]):
         )
         if excluding is not None:
             query = query.where(orders.c.id != excluding)
-        return Decimal(await self.uow.connection.scalar(query))
+        return Decimal(await self.uow.scalar(query))
 
     async def lock_customer_credit(self, customer_id: str) -> None:
         """A transaction-scoped lock on the customer's credit (released at commit or rollback)."""
@@ -248,11 +248,11 @@ class OrderRepository(Repository[Order]):
 
     async def held_count(self, customer_id: str) -> int:
         query = select(func.count()).where(orders.c.customer_id == customer_id, orders.c.credit_hold)
-        return int(await self.uow.connection.scalar(query))
+        return int(await self.uow.scalar(query))
 
     async def credit_holds(self, page: PageParams) -> tuple[list[Order], str | None]:
         query = select(orders).where(orders.c.credit_hold)
-        rows, next_cursor = await fetch_page(self.uow.connection, query, (orders.c.created_at, orders.c.id), page)
+        rows, next_cursor = await fetch_page(self.uow, query, (orders.c.created_at, orders.c.id), page)
         return [self.from_row(row) for row in rows], next_cursor
 
     async def approval_queue(
@@ -266,7 +266,7 @@ class OrderRepository(Repository[Order]):
                 (orders.c.pending_role != "regional_director")
                 | and_(orders.c.region == region, orders.c.pending_role == "regional_director")
             )
-        rows, next_cursor = await fetch_page(self.uow.connection, query, (orders.c.created_at, orders.c.id), page)
+        rows, next_cursor = await fetch_page(self.uow, query, (orders.c.created_at, orders.c.id), page)
         return [self.from_row(row) for row in rows], next_cursor
 
     def to_row(self, order: Order) -> dict[str, Any]:
@@ -440,4 +440,4 @@ class Reports:
         invoiced (by days past the invoices' due dates) and not yet invoiced."""
         report = _receivables(today, tz, customer_id)
         key = (report.c.outstanding, report.c.customer_id, report.c.currency)
-        return await fetch_page(self.uow.connection, select(report), key, page, descending=True)
+        return await fetch_page(self.uow, select(report), key, page, descending=True)

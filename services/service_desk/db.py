@@ -470,7 +470,7 @@ class TicketRepository(Repository[Ticket]):
 
     async def next_number(self, year: int) -> str:
         # A sequence never hands out a number twice, even under concurrency; gaps are fine.
-        value = await self.uow.connection.scalar(ticket_number_seq.next_value())
+        value = await self.uow.scalar(ticket_number_seq.next_value())
         return f"TK-{year}-{value:06d}"
 
     async def open_counts(self, agent_ids: list[str]) -> dict[str, int]:

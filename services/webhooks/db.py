@@ -184,7 +184,7 @@ async def list_events(uow: UnitOfWork, page: PageParams, *, event_type: str | No
     query = select(event_history).where(event_history.c.tx < settled)
     if event_type is not None:
         query = query.where(type_filter(event_history.c.type, event_type))
-    return await fetch_page(uow.connection, query, (event_history.c.tx, event_history.c.position), page)
+    return await fetch_page(uow, query, (event_history.c.tx, event_history.c.position), page)
 
 
 async def purge_events(uow: UnitOfWork, older_than: datetime, *, batch: int) -> int:
@@ -398,12 +398,12 @@ async def list_deliveries(
         conditions.append(deliveries.c.created_at < created_before)
     if conditions:
         query = query.where(and_(*conditions))
-    return await fetch_page(uow.connection, query, (deliveries.c.created_at, deliveries.c.id), page)
+    return await fetch_page(uow, query, (deliveries.c.created_at, deliveries.c.id), page)
 
 
 async def list_attempts(uow: UnitOfWork, delivery_id: uuid.UUID, page: PageParams) -> tuple[list, str | None]:
     query = select(delivery_attempts).where(delivery_attempts.c.delivery_id == delivery_id)
-    return await fetch_page(uow.connection, query, (delivery_attempts.c.id,), page)
+    return await fetch_page(uow, query, (delivery_attempts.c.id,), page)
 
 
 def replay_values(now: datetime) -> dict[str, Any]:

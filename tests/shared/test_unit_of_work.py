@@ -77,14 +77,66 @@ async def test_a_statement_after_pending_inserts_sees_them(uow_factory, clean_db
             await uow.execute(select(func.count()).select_from(TIMERS).where(TIMERS.c.kind == "uow-test"))
         ).scalar()
         assert count == 1
-        with pytest.raises(RuntimeError, match="pending"):
-            uow.insert_later(TIMERS, timer_row("later"))
-            _ = uow.connection  # a caller's own statement would not see the pending row
-        await uow.flush()
-        assert uow.connection is not None
+        uow.insert_later(TIMERS, timer_row("later"))
+        connection = await uow.connect()  # a caller's own statement sees the pending row too
+        count = await connection.scalar(select(func.count()).select_from(TIMERS).where(TIMERS.c.kind == "uow-test"))
+        assert count == 2
         await uow.commit()
 
     assert await clean_db.fetchval("SELECT count(*) FROM orders.timers WHERE kind = 'uow-test'") == 2
+
+
+async def test_the_pool_is_held_only_while_statements_run(clean_db: asyncpg.Connection) -> None:
+    """A unit of work takes a pooled connection at its first statement, not on entry, and an
+    insert-only commit holds one only for its statement: with a pool of one connection, a
+    second unit of work can commit while the first is open and still computing."""
+    engine = create_engine(get_settings().model_copy(update={"db_pool_size": 1}), pool_timeout=2)
+    try:
+        first, second = (UnitOfWork(engine, platform_tables, "/salesline/orders") for _ in range(2))
+        async with first:
+            first.insert_later(TIMERS, timer_row("first"))
+            async with second:
+                second.insert_later(TIMERS, timer_row("second"))
+                second.emit(an_event(), subject="s-4")
+                await second.commit()
+            assert engine.pool.checkedout() == 0
+            await first.commit()
+        assert engine.pool.checkedout() == 0
+
+        reader = UnitOfWork(engine, platform_tables, "/salesline/orders")
+        async with reader:
+            assert await reader.scalar(select(func.count()).select_from(TIMERS)) >= 2
+            assert engine.pool.checkedout() == 1
+        assert engine.pool.checkedout() == 0
+    finally:
+        await engine.dispose()
+
+    keys = await clean_db.fetch("SELECT key FROM orders.timers WHERE kind = 'uow-test' ORDER BY key")
+    assert [r["key"] for r in keys] == ["first", "second"]
+
+
+async def test_a_statement_failing_because_the_server_went_away_does_not_poison_the_pool(
+    clean_db: asyncpg.Connection,
+) -> None:
+    engine = create_engine(get_settings().model_copy(update={"db_pool_size": 1}), pool_timeout=2)
+    try:
+        uow = UnitOfWork(engine, platform_tables, "/salesline/orders")
+        async with uow:
+            pid = await uow.scalar(select(func.pg_backend_pid()))
+            await uow.commit()
+        await clean_db.execute("SELECT pg_terminate_backend($1)", pid)
+        with pytest.raises(exc.DBAPIError):
+            async with uow:
+                uow.insert_later(TIMERS, timer_row("lost"))
+                await uow.commit()
+        async with uow:  # the dead connection was discarded: a fresh one works
+            uow.insert_later(TIMERS, timer_row("kept"))
+            await uow.commit()
+    finally:
+        await engine.dispose()
+
+    keys = await clean_db.fetch("SELECT key FROM orders.timers WHERE kind = 'uow-test'")
+    assert [r["key"] for r in keys] == ["kept"]
 
 
 async def test_not_committed_means_not_written(uow_factory, clean_db: asyncpg.Connection) -> None:
