@@ -82,6 +82,6 @@ async def execute_as_one_statement(engine: AsyncEngine, writes: Sequence[tuple[T
 
 
 def _release(pooled: PoolProxiedConnection, healthy: bool) -> None:
-    if not healthy:
+    if not healthy or pooled.driver_connection.is_closed():  # e.g. after "terminating connection"
         pooled.invalidate()
     pooled.close()
