@@ -149,9 +149,11 @@ async def run_relay(stop: Any) -> None:
     from services.contracts.db import platform_tables
     from shared.db import create_engine
     from shared.outbox import OutboxRelay
+    from shared.service import settle_heap
 
     settings = ContractsSettings()
     engine = create_engine(settings)
+    settle_heap()  # as run_worker does
     try:
         await OutboxRelay(settings, engine, platform_tables).run(watch_stop(stop))
     finally:
@@ -164,6 +166,7 @@ async def consume_with_inbox(stop: Any, consumed: Any, results: Any) -> None:
     from services.orders.db import platform_tables
     from shared.db import create_engine
     from shared.inbox import ConsumerRunner, Subscription
+    from shared.service import settle_heap
     from shared.uow import UnitOfWork
 
     settings = OrdersSettings()
@@ -187,6 +190,7 @@ async def consume_with_inbox(stop: Any, consumed: Any, results: Any) -> None:
         uow.seen.append(event.seq)
 
     subscription = Subscription(PIPELINE_CONSUMER, on_ping, events=(BenchPing,))
+    settle_heap()  # as run_worker does
     try:
         await ConsumerRunner(settings, [subscription], StampingUnitOfWork).run(watch_stop(stop))
     finally:

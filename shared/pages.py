@@ -62,7 +62,11 @@ def parse_form(body: bytes) -> dict[str, str]:
 def page_templates(directory: Path) -> Environment:
     """The Jinja2 environment of a service's page templates (HTML autoescaped)."""
     return Environment(
-        loader=FileSystemLoader(directory), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True
+        loader=FileSystemLoader(directory),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,  # templates ship with the code: no stat() of the file on every render
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -40,6 +41,15 @@ class Runtime:
         return UnitOfWork(self.engine, self.tables, self.settings.source)
 
 
+def settle_heap() -> None:
+    """Leave what startup built (modules, models, routes) out of garbage collection, and collect
+    less often. Under load, full collections over it paused a process's event loop for tens of
+    milliseconds, every request in flight waiting (measured with benchmark 3's server)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def api_lifespan(settings: ServiceSettings, tables: PlatformTables):
     """The FastAPI lifespan: one engine per process, kept on ``app.state``."""
 
@@ -50,9 +60,11 @@ def api_lifespan(settings: ServiceSettings, tables: PlatformTables):
         app.state.engine = engine
         app.state.tables = tables
         app.state.runtime = Runtime(settings, engine, tables)
+        settle_heap()
         try:
             yield
         finally:
+            gc.unfreeze()  # an app stopped in a longer-lived process (tests) leaves no uncollectable garbage
             await close_wakers(engine)
             await engine.dispose()
 
@@ -90,6 +102,7 @@ async def run_worker(
     """Run the consumers, the outbox relay, the timer poller and the backlog gauges until ``stopping`` is set."""
     stopping = stopping or asyncio.Event()
     runtime = Runtime(settings, create_engine(settings), tables)
+    settle_heap()
     components = [
         OutboxRelay(settings, runtime.engine, tables).run(stopping),
         ConsumerRunner(settings, subscriptions, runtime.uow).run(stopping),
@@ -100,6 +113,7 @@ async def run_worker(
     try:
         await asyncio.gather(*components)
     finally:
+        gc.unfreeze()
         await close_wakers(runtime.engine)
         await runtime.engine.dispose()
 

@@ -20,7 +20,7 @@ from shared.db import PlatformTables
 from shared.domain import Aggregate
 from shared.events.base import CloudEvent, Event, make_envelope
 from shared.single_statement import compiled_insert, execute_as_one_statement
-from shared.wakeup import wake_outbox_relays
+from shared.wakeup import wake, wake_outbox_relays
 
 # From this many events on, a commit writes its outbox rows with COPY (an import's chunk).
 COPY_FROM = 100
@@ -41,6 +41,7 @@ class UnitOfWork:
         self.committed = False
         self._traceparent: str | None = None
         self._outbox_written = False
+        self._wake_after_commit: set[str] = set()
         # The envelope a consumer is handling, if any (set by the consumer runner).
         self.message: CloudEvent | None = None
 
@@ -69,6 +70,7 @@ class UnitOfWork:
         self._entered = True
         self._aggregates, self._envelopes, self._pending_inserts = [], [], []
         self._statement_sent = self.committed = self._outbox_written = False
+        self._wake_after_commit = set()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -214,6 +216,13 @@ class UnitOfWork:
         self.committed = True
         if self._outbox_written:
             wake_outbox_relays(self._engine, self.tables.outbox.schema)
+        for channel in self._wake_after_commit:
+            wake(self._engine, channel)
+
+    def wake_after_commit(self, channel: str) -> None:
+        """Have ``channel``'s listeners woken once this unit of work has committed (a NOTIFY
+        inside the transaction would serialise its commit with every other notifier's)."""
+        self._wake_after_commit.add(channel)
 
     async def rollback(self) -> None:
         if self._connection is not None:

@@ -1,4 +1,5 @@
-"""Waking the outbox relays after a commit, outside the committing transaction.
+"""Waking listeners (the outbox relays, the webhook dispatchers) after a commit, outside the
+committing transaction.
 
 PostgreSQL serialises the commits of every transaction that issued ``NOTIFY`` in a database
 (a database-wide lock held through the commit's WAL flush), so a ``NOTIFY`` inside each business
@@ -27,11 +28,13 @@ def notify_channel(schema: str) -> str:
     return f"{schema}_outbox"
 
 
-class RelayWaker:
-    def __init__(self, engine: AsyncEngine, schema: str) -> None:
+class Waker:
+    """Sends ``pg_notify(channel)`` for the pokes of one process, one at a time, folded."""
+
+    def __init__(self, engine: AsyncEngine, channel: str) -> None:
         # A connection of its own: a wake-up never queues behind requests for the engine's pool.
         self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._sql = f"SELECT pg_notify('{notify_channel(schema)}', '')"
+        self._sql = f"SELECT pg_notify('{channel}', '')"  # channels are identifiers of ours
         self._connection: asyncpg.Connection | None = None
         self._poked = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -39,7 +42,7 @@ class RelayWaker:
     def poke(self) -> None:
         self._poked.set()
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="relay-waker")
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="waker")
 
     async def _run(self) -> None:
         while self._poked.is_set():
@@ -53,7 +56,7 @@ class RelayWaker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the relays' polling covers a lost wake-up
-                log.debug("could not wake the outbox relays: %s", exc)
+                log.debug("could not wake the listeners: %s", exc)
                 await self._disconnect()
                 return
 
@@ -70,17 +73,22 @@ class RelayWaker:
         await self._disconnect()
 
 
-# Per engine (one per process and database), per schema; an engine's wakers go with it.
+# Per engine (one per process and database), per channel; an engine's wakers go with it.
 _wakers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def wake(engine: AsyncEngine, channel: str) -> None:
+    """After a commit: have ``channel``'s listeners woken soon."""
+    wakers: dict[str, Waker] = _wakers.setdefault(engine.sync_engine, {})
+    waker = wakers.get(channel)
+    if waker is None:
+        waker = wakers[channel] = Waker(engine, channel)
+    waker.poke()
 
 
 def wake_outbox_relays(engine: AsyncEngine, schema: str) -> None:
     """After a commit that wrote outbox rows: wake the relays of ``schema`` soon."""
-    wakers: dict[str, RelayWaker] = _wakers.setdefault(engine.sync_engine, {})
-    waker = wakers.get(schema)
-    if waker is None:
-        waker = wakers[schema] = RelayWaker(engine, schema)
-    waker.poke()
+    wake(engine, notify_channel(schema))
 
 
 async def close_wakers(engine: AsyncEngine) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from shared.wakeup import notify_channel, wake_outbox_relays
+from shared.wakeup import close_wakers, notify_channel, wake_outbox_relays
 from tests.conftest import SERVICES, System, auth, clear_settings_caches, settings_for, wait_until
 
 CONTRACT = {
@@ -78,4 +78,39 @@ async def test_pokes_that_arrive_together_are_one_notification(clean_db: asyncpg
         assert received == [channel]
     finally:
         await clean_db.remove_listener(channel, on_notify)
+        await engine.dispose()
+
+
+async def test_a_unit_of_work_wakes_a_channel_only_after_it_committed(clean_db: asyncpg.Connection) -> None:
+    """How the webhooks consumer wakes the dispatchers: never by a NOTIFY inside its transaction."""
+    from services.webhooks.db import DELIVERY_NOTIFY_CHANNEL, platform_tables
+    from shared.db import create_engine
+    from shared.uow import UnitOfWork
+
+    received: list[str] = []
+
+    def on_notify(*args: object) -> None:
+        received.append(str(args[2]))
+
+    await clean_db.add_listener(DELIVERY_NOTIFY_CHANNEL, on_notify)
+    engine = create_engine(settings_for("webhooks"))
+    try:
+        uow = UnitOfWork(engine, platform_tables, "/salesline/webhooks")
+        async with uow:
+            uow.wake_after_commit(DELIVERY_NOTIFY_CHANNEL)  # rolled back: nobody is woken
+        async with uow:
+            uow.wake_after_commit(DELIVERY_NOTIFY_CHANNEL)
+            await asyncio.sleep(0.3)
+            assert received == []  # not before the commit
+            await uow.commit()
+
+        async def notified() -> bool:
+            return len(received) >= 1
+
+        await wait_until(notified, timeout=5, what="the dispatchers' wake-up")
+        await asyncio.sleep(0.3)
+        assert received == [DELIVERY_NOTIFY_CHANNEL]
+    finally:
+        await clean_db.remove_listener(DELIVERY_NOTIFY_CHANNEL, on_notify)
+        await close_wakers(engine)
         await engine.dispose()

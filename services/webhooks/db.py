@@ -288,8 +288,7 @@ _RECORD_AND_FAN_OUT = text(
         ON CONFLICT (subscription_id, event_id) DO NOTHING
         RETURNING 1
     )
-    SELECT (SELECT count(*) FROM made) AS made,
-           (SELECT count(pg_notify(:channel, '')) FROM (SELECT 1 FROM made LIMIT 1) AS any_made) AS notified
+    SELECT count(*) FROM made
     """
 )
 
@@ -309,15 +308,17 @@ async def record_event(uow: UnitOfWork, envelope: CloudEvent, *, now: datetime, 
             "body": envelope.to_json(),
             "due": due,
             "now": now,
-            "channel": DELIVERY_NOTIFY_CHANNEL,
         },
     )
-    return result.scalar_one()
+    made = result.scalar_one()
+    if made:
+        notify_dispatchers(uow)
+    return made
 
 
-async def notify_dispatchers(uow: UnitOfWork) -> None:
-    """Wake the dispatchers when this transaction commits (new or replayed deliveries)."""
-    await uow.execute(text("SELECT pg_notify(:channel, '')"), {"channel": DELIVERY_NOTIFY_CHANNEL})
+def notify_dispatchers(uow: UnitOfWork) -> None:
+    """Wake the dispatchers once this unit of work commits (new or replayed deliveries)."""
+    uow.wake_after_commit(DELIVERY_NOTIFY_CHANNEL)
 
 
 def in_lock_order(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -347,7 +348,7 @@ async def resume_deliveries(uow: UnitOfWork, subscription_id: uuid.UUID, now: da
         .where(in_lock_order(deliveries.c.subscription_id == subscription_id, deliveries.c.status == PAUSED))
         .values(status=PENDING, next_attempt_at=func.least(deliveries.c.next_attempt_at, now))
     )
-    await notify_dispatchers(uow)
+    notify_dispatchers(uow)
 
 
 def _visible_deliveries(principal: Principal) -> Any:

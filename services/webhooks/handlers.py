@@ -185,7 +185,7 @@ async def ping(subscription_id: uuid.UUID, principal: Principal, uow: UnitOfWork
                 created_at=now,
             )
         )
-        await db.notify_dispatchers(uow)
+        db.notify_dispatchers(uow)
         row = await db.get_delivery(uow, delivery_id, principal)
         await uow.commit()
     return row
@@ -215,7 +215,7 @@ async def replay_delivery(delivery_id: uuid.UUID, principal: Principal, uow: Uni
         if row.kind == db.EVENT:
             _require_active(await SubscriptionRepository(uow).get(row.subscription_id, None))
         await uow.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(db.replay_values(now)))
-        await db.notify_dispatchers(uow)
+        db.notify_dispatchers(uow)
         row = await db.get_delivery(uow, delivery_id, principal)
         await uow.commit()
     return row
@@ -246,7 +246,7 @@ async def replay_range(
         result = await uow.execute(
             update(deliveries).where(db.in_lock_order(*conditions)).values(db.replay_values(now))
         )
-        await db.notify_dispatchers(uow)
+        db.notify_dispatchers(uow)
         await uow.commit()
     return result.rowcount
 

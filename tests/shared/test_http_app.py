@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -298,3 +299,15 @@ def test_json_log_lines_carry_the_request_context() -> None:
     outside = logging.LogRecord("salesline.x", logging.INFO, __file__, 1, "idle", (), None)
     context_filter.filter(outside)
     assert json.loads(formatter.format(outside))["request_id"] == "-"
+
+
+async def test_a_started_service_leaves_its_startup_heap_out_of_garbage_collection() -> None:
+    """Full collections over the startup heap paused the event loop under load: a started app
+    freezes it (and collects less often); a stopped one gives it back to the collector."""
+    from tests.conftest import service_module, settings_for
+
+    app = service_module("contracts", "main").create_app(settings_for("contracts"))
+    async with app.router.lifespan_context(app):
+        assert gc.get_freeze_count() > 10_000
+        assert gc.get_threshold()[0] >= 10_000
+    assert gc.get_freeze_count() == 0
