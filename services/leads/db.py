@@ -421,7 +421,7 @@ class LeadRepository(Repository[Lead]):
         query = self.list_query(
             principal, page, filters=filters or {}, created_from=created_from, created_before=created_before
         )
-        rows, next_cursor = await fetch_page(self.uow.connection, query, (leads.c.created_at, leads.c.id), page)
+        rows, next_cursor = await fetch_page(self.uow, query, (leads.c.created_at, leads.c.id), page)
         return [self.from_row(row) for row in rows], next_cursor
 
     async def merged_into(self, lead_id: uuid.UUID) -> list[uuid.UUID]:
