@@ -165,6 +165,9 @@ leads = Table(
     Index(
         "ix_leads_pool_industry_pooled_at_id", "industry", "pooled_at", "id", postgresql_where=text("owner_id IS NULL")
     ),
+    # The reps' loads (SalesRepRepository.loads, every assignment by the rules): an index-only
+    # count per rep, where the owner index read every lead's row to leave merged ones out.
+    Index("ix_leads_owner_id_unmerged", "owner_id", postgresql_where=text("merged_into_lead_id IS NULL")),
 )
 
 # Who registered a customer first, by each of its match keys: the unique primary key makes
@@ -1827,11 +1830,11 @@ class LeadImports:
                 [{"import_id": import_id, "row_number": n, "error": error} for n, error in errors],
             )
 
-    async def forget_rows(self, import_id: uuid.UUID, up_to: int) -> None:
+    async def forget_rows(self, import_id: uuid.UUID, after: int, up_to: int) -> None:
+        """Delete the rows of a chunk (a range: the rows deleted before are not scanned again)."""
+        r = lead_import_rows.c
         await self.uow.execute(
-            lead_import_rows.delete().where(
-                lead_import_rows.c.import_id == import_id, lead_import_rows.c.row_number <= up_to
-            )
+            lead_import_rows.delete().where(r.import_id == import_id, r.row_number > after, r.row_number <= up_to)
         )
 
     async def errors(self, import_id: uuid.UUID) -> list[Any]:

@@ -1614,7 +1614,7 @@ async def import_chunk(
     merged = sum(1 for lead in leads if lead.duplicate_of_lead_id or lead.matched_account_id)
     await imports.reject_many(import_id, errors)
     done = after + len(rows)
-    await imports.forget_rows(import_id, done)
+    await imports.forget_rows(import_id, after, done)
     finished = done >= state.rows_total
     await imports.progress(
         import_id,
