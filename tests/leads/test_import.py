@@ -6,13 +6,14 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from decimal import Decimal
 
 import asyncpg
 
 from services.leads import handlers
 from services.leads.config import assignment_policy, load_grading_rules
 from services.leads.db import platform_tables
-from services.leads.domain import LeadSource
+from services.leads.domain import DecisionTimeframe, Lead, LeadSource, NeedFit
 from services.leads.handlers import RegisterLead
 from shared.auth import Principal
 from shared.db import create_engine
@@ -118,14 +119,30 @@ async def test_an_import_registers_like_one_lead_at_a_time(
     await put_rep(leads, "r3", region="west", capacity=100)
     await put_rep(leads, "r4", region="east", capacity=100, status="on_leave")
     rows = ["Pool Co again,,POOL@example.com,east,fair", "Known Co Ltd,+86 138 0013 8000,,east,fair"]
+    rows += ["ACME Account Co.,,ACME@Example.com,east,fair"]
     rows += [f"East {i},,e{i}@example.com,east,fair" for i in range(12)]
     rows += ["East 2 Co.,,E2@Example.com,east,fair", "Bad phone,12345,,east,fair", "ＥＡＳＴ　３,,,east,fair"]
     rows += [f"West {i},,w{i}@example.com,west,fair" for i in range(3)] + ["Nowhere Ltd,,,,fair"]
     content = csv_file(rows)
 
-    async def registered_before() -> None:  # a rep's customer, and a web-form lead in the pool
+    async def registered_before() -> None:  # a rep's customers (one an account), a web-form lead in the pool
         rep = Principal(sub="r3", roles=frozenset({"sales_rep"}))
         await register(RegisterLead(source=LeadSource.MANUAL, company_name="Known Co", phone="13800138000"), rep)
+        acme = await register(
+            RegisterLead(
+                source=LeadSource.MANUAL,
+                company_name="Acme",
+                email="acme@example.com",
+                budget=Decimal("200000"),
+                decision_timeframe=DecisionTimeframe.WITHIN_3_MONTHS,
+                need_fit=NeedFit.HIGH,
+            ),
+            rep,
+        )
+        converted = await leads.post(
+            f"/v1/leads/{acme.id}/convert", json={"opportunity_name": "Pumps"}, headers=auth("r3", "sales_rep")
+        )
+        assert converted.status_code == 201, converted.text
         await register(
             RegisterLead(source=LeadSource.WEB_FORM, company_name="Pool Co", email="pool@example.com", region="north"),
             FORM,
@@ -135,7 +152,7 @@ async def test_an_import_registers_like_one_lead_at_a_time(
     started = await leads.post("/v1/lead-imports", content=content, headers={**CSV, **MARKETING})
     await system.start_worker("leads")
     done = await finished(leads, f"/v1/lead-imports/{started.json()['id']}", timeout=60)
-    assert (done["rows_total"], done["created"], done["merged"], done["rejected"]) == (21, 16, 4, 1)
+    assert (done["rows_total"], done["created"], done["merged"], done["rejected"]) == (22, 16, 5, 1)
     imported = await outcome(clean_db)
     await system.stop_worker("leads")
 
@@ -151,15 +168,17 @@ async def test_an_import_registers_like_one_lead_at_a_time(
     assert imported == await outcome(clean_db)
     # East: r1 and r2 up to their capacity (3 and 6), then the pool; repeats follow their customer's
     # owner (r1 and r2 beyond capacity: they own them); the lead without a region goes to r3 (west).
-    assert imported["owners"] == {"r1": 4, "r2": 7, "r3": 6, None: 5}
+    assert imported["owners"] == {"r1": 4, "r2": 7, "r3": 8, None: 5}
+    acme_again = next(lead for lead in imported["leads"] if lead["company_name"] == "ACME Account Co.")
+    assert (acme_again["matched_account_id"], acme_again["duplicate_of_lead_id"]) == ("Acme", "Acme")
     assert len(imported["assignments"]) == 13  # one open assignment per lead the rules gave a rep
 
 
-async def register(cmd: RegisterLead, principal: Principal) -> None:
+async def register(cmd: RegisterLead, principal: Principal) -> Lead:
     settings = settings_for("leads")
     engine = create_engine(settings)
     try:
-        await handlers.register_lead(
+        return await handlers.register_lead(
             cmd,
             principal,
             UnitOfWork(engine, platform_tables, settings.source),
@@ -172,15 +191,16 @@ async def register(cmd: RegisterLead, principal: Principal) -> None:
 
 
 async def outcome(db: asyncpg.Connection) -> dict:
-    """Everything a registration decides, with lead ids replaced by the companies' names."""
+    """Everything a registration decides, with lead and account ids replaced by the companies' names."""
     name = {r["id"]: r["company_name"] for r in await db.fetch("SELECT id, company_name FROM leads.leads")}
+    name |= {r["id"]: r["name"] for r in await db.fetch("SELECT id, name FROM leads.accounts")}
     leads = await db.fetch(
         """SELECT company_name, owner_id, team, registered_by, duplicate_of_lead_id, matched_account_id,
                   ownership_conflict, grade, phone, email, region, assigned_at IS NOT NULL AS assigned,
                   pooled_at IS NOT NULL AS pooled, version
            FROM leads.leads ORDER BY created_at"""
     )
-    keys = await db.fetch("SELECT kind, value, owner_id, lead_id FROM leads.customer_keys ORDER BY kind, value")
+    keys = await db.fetch("SELECT kind, value, owner_id, lead_id, account_id FROM leads.customer_keys ORDER BY 1, 2")
     events = await db.fetch("SELECT event_type, envelope::jsonb -> 'data' AS data FROM leads.outbox ORDER BY id")
     timers = await db.fetch("SELECT payload FROM leads.timers WHERE kind = 'lead.first_contact'")
     history = await db.fetch(
@@ -191,13 +211,21 @@ async def outcome(db: asyncpg.Connection) -> dict:
     for lead in leads:
         owners[lead["owner_id"]] = owners.get(lead["owner_id"], 0) + 1
     return {
-        "leads": [{**dict(r), "duplicate_of_lead_id": name.get(r["duplicate_of_lead_id"])} for r in leads],
+        "leads": [
+            {
+                **dict(r),
+                "duplicate_of_lead_id": name.get(r["duplicate_of_lead_id"]),
+                "matched_account_id": name.get(r["matched_account_id"]),
+            }
+            for r in leads
+        ],
         "owners": owners,
-        "keys": [(k["kind"], k["value"], k["owner_id"], name[k["lead_id"]]) for k in keys],
+        "keys": [(k["kind"], k["value"], k["owner_id"], name[k["lead_id"]], name.get(k["account_id"])) for k in keys],
         "cursors": sorted(map(tuple, await db.fetch("SELECT rule, last_rep_id FROM leads.assignment_cursors"))),
         "events": [
-            (e["event_type"], name[uuid.UUID(json.loads(e["data"])["lead_id"])], json.loads(e["data"]).get("owner_id"))
+            (e["event_type"], name.get(uuid.UUID(data["lead_id"])), data.get("owner_id"))
             for e in events
+            if "lead_id" in (data := json.loads(e["data"]))
         ],
         "timers": sorted(
             (name[uuid.UUID(json.loads(t["payload"])["lead_id"])], json.loads(t["payload"])["owner_id"]) for t in timers
