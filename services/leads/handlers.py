@@ -1658,6 +1658,8 @@ async def register_many(
     too), computed in memory from one reading of the registry, the reps and the cursors, and
     written with one statement per table."""
     assert SALES_REP not in principal.roles, "a rep's registrations claim customers: register_in"
+    if not commands:  # every row of the chunk was rejected
+        return []
     policy = policy or DEFAULT_POLICY
     ids = [uuid.uuid4() for _ in commands]
     stamps: list[datetime] = []

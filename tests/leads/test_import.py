@@ -285,3 +285,19 @@ async def test_a_worker_killed_mid_import_resumes_without_losing_or_doubling_row
 async def _done_at_least(db: asyncpg.Connection, import_id: str, n: int) -> bool:
     done = await db.fetchval("SELECT rows_done FROM leads.lead_imports WHERE id = $1", uuid.UUID(import_id))
     return done >= n
+
+
+async def test_a_chunk_of_bad_rows_only_is_reported_and_the_import_goes_on(
+    system: System, clean_db: asyncpg.Connection, monkeypatch
+) -> None:
+    monkeypatch.setattr(handlers, "IMPORT_CHUNK", 2)
+    leads = await system.client("leads")
+    rows = ["Bad 1,12345,,east,fair", "Bad 2,,not-an-email,east,fair", "Good Co,,good@example.com,east,fair"]
+    started = await leads.post("/v1/lead-imports", content=csv_file(rows), headers={**CSV, **MARKETING})
+    await system.start_worker("leads")
+    url = f"/v1/lead-imports/{started.json()['id']}"
+    done = await finished(leads, url, timeout=60)
+    assert (done["rows_done"], done["created"], done["merged"], done["rejected"]) == (3, 1, 0, 2)
+    assert [r["company_name"] for r in await clean_db.fetch("SELECT company_name FROM leads.leads")] == ["Good Co"]
+    report = (await leads.get(f"{url}/errors", headers=MARKETING)).text.strip().splitlines()
+    assert [line.split(",")[0] for line in report[1:]] == ["1", "2"]
