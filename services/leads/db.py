@@ -1196,6 +1196,28 @@ class SalesRepRepository(Repository[SalesRep]):
             created_at=row.created_at,
         )
 
+    async def move_open_work(self, rep_id: str, team: str | None) -> dict[str, int]:
+        """Stamp ``rep_id``'s open work with their new ``team``, one UPDATE per table, each row's
+        version bumped (a new ETag): leads not converted or merged, all their accounts, their open
+        opportunities and those opportunities' quotes. Closed work keeps the team it was done in.
+        Quotes go before opportunities: accepting a quote locks the quote, then its opportunity."""
+        closed = [stage.value for stage in Stage if not stage.is_open]
+        open_opportunity = (opportunities.c.owner_id == rep_id) & opportunities.c.stage.not_in(closed)
+        converted = select(lead_conversions.c.lead_id).where(lead_conversions.c.lead_id == leads.c.id).exists()
+        statements = {
+            "leads": update(leads).where(leads.c.owner_id == rep_id, leads.c.merged_into_lead_id.is_(None), ~converted),
+            "accounts": update(accounts).where(accounts.c.owner_id == rep_id),
+            "quotes": update(quotes).where(quotes.c.opportunity_id == opportunities.c.id, open_opportunity),
+            "opportunities": update(opportunities).where(open_opportunity),
+        }
+        moved = {}
+        for name, statement in statements.items():
+            table = statement.table
+            statement = statement.where(table.c.team.is_distinct_from(team))
+            result = await self.uow.execute(statement.values(team=team, version=table.c.version + 1))
+            moved[name] = result.rowcount
+        return moved
+
 
 class AssignmentCursors:
     def __init__(self, uow) -> None:

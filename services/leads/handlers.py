@@ -710,7 +710,10 @@ async def put_rep(
 ) -> tuple[SalesRep, bool]:
     """Create or update a rep (admin; a regional director within their region; a sales manager
     for the teams they manage). A rep put on leave or made inactive keeps their leads but gets
-    no new ones."""
+    no new ones. A rep moved to another team takes their open work along (the new manager sees
+    it, the old one no longer does); closed work stays with the old team for the reports. No
+    event: the owner, which events carry, is unchanged. Objects' ``region`` is the customer's,
+    not the rep's, so a new rep region moves nothing."""
     async with uow:
         reps = SalesRepRepository(uow)
         rep = await reps.lock(cmd.rep_id)
@@ -736,8 +739,11 @@ async def put_rep(
         else:
             if if_match is not None and if_match != rep.version:
                 raise PreconditionFailed("the sales rep has changed since you read it")
+            previous_team = rep.team_id
             rep.update(**fields)  # type: ignore[arg-type]
             await reps.save(rep)
+            if rep.team_id != previous_team:
+                await reps.move_open_work(rep.id, rep.team_id)
         await uow.commit()
     return rep, created
 

@@ -72,6 +72,8 @@ async def put_rep(
 ) -> SalesRepRead:
     """Create (201) or update a sales rep: team, region and industries (which leads the
     assignment rules may give them), capacity, and status (only `active` reps get leads).
+    A new `team_id` moves the rep's open leads, accounts, open opportunities and their quotes to
+    that team; won/lost opportunities and converted or merged leads stay with the old team.
     Admin; a regional director within their region; a manager for the teams they manage."""
     cmd = handlers.PutRep(
         rep_id=rep_id,
