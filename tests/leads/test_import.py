@@ -20,6 +20,7 @@ from shared.db import create_engine
 from shared.domain import DomainError
 from shared.uow import UnitOfWork
 from tests.conftest import System, auth, settings_for, spawn, wait_until
+from tests.leads import org
 from tests.leads.org import FORM, put_rep
 
 MARKETING = auth("mkt-1", "marketing_director")
@@ -301,3 +302,38 @@ async def test_a_chunk_of_bad_rows_only_is_reported_and_the_import_goes_on(
     assert [r["company_name"] for r in await clean_db.fetch("SELECT company_name FROM leads.leads")] == ["Good Co"]
     report = (await leads.get(f"{url}/errors", headers=MARKETING)).text.strip().splitlines()
     assert [line.split(",")[0] for line in report[1:]] == ["1", "2"]
+
+
+async def test_an_import_and_concurrent_registrations_of_the_same_customers_agree(
+    system: System, clean_db: asyncpg.Connection
+) -> None:
+    """While the worker imports 2,000 companies, web forms register 300 of them again at once:
+    each customer has one first registration, whichever path won it, and the other lead is its
+    duplicate with the same owner; no chunk failed (a deadlock would have been retried)."""
+    leads = await system.client("leads")
+    await put_rep(leads, "r1", region="east", capacity=100_000)
+    await put_rep(leads, "r2", region="east", capacity=100_000)
+    rows = [f"Company {i},,,east,fair" for i in range(2000)]
+    started = await leads.post("/v1/lead-imports", content=csv_file(rows), headers={**CSV, **MARKETING})
+    await system.start_worker("leads")
+    await org.register_many(300, prefix="Company", region="east")
+    await finished(leads, f"/v1/lead-imports/{started.json()['id']}", timeout=120)
+
+    assert await clean_db.fetchval("SELECT count(*) FROM leads.leads") == 2300
+    assert await clean_db.fetchval("SELECT count(*) FROM leads.customer_keys") == 2000
+    firsts = await clean_db.fetchval("SELECT count(*) FROM leads.leads WHERE duplicate_of_lead_id IS NULL")
+    assert firsts == 2000
+    pairs = await clean_db.fetch(
+        """SELECT d.owner_id AS owner, f.owner_id AS first_owner, k.lead_id = f.id AS first_has_the_key
+           FROM leads.leads d JOIN leads.leads f ON f.id = d.duplicate_of_lead_id
+           JOIN leads.customer_keys k ON k.kind = 'name' AND k.value = lower(replace(f.company_name, ' ', ''))"""
+    )
+    assert len(pairs) == 300 and all(p["owner"] == p["first_owner"] and p["first_has_the_key"] for p in pairs)
+    won = await clean_db.fetch(
+        """SELECT f.registered_by = 'web-form' AS by_form, count(*) AS n FROM leads.leads d
+           JOIN leads.leads f ON f.id = d.duplicate_of_lead_id GROUP BY 1"""
+    )
+    assert len(won) == 2, f"each path should win some customers (overlap): {won}"
+    failed = "SELECT count(*) FROM leads.timers WHERE kind = 'lead_import.chunk' AND last_error IS NOT NULL"
+    assert await clean_db.fetchval(failed) == 0
+    assert await clean_db.fetchval("SELECT count(*) FROM leads.lead_assignments") == 2000
