@@ -49,10 +49,8 @@ def _combined_text(parts: tuple[str, ...], widths: tuple[int, ...]) -> str:
     return "WITH " + ", ".join(f"w{i} AS ({cte})" for i, cte in enumerate(ctes)) + " " + last
 
 
-async def execute_as_one_statement(engine: AsyncEngine, writes: Sequence[tuple[Table, dict[str, Any]]]) -> None:
-    """Insert every ``(table, row)``, in order, as one statement on a connection of its own
-    (checked out of ``engine``'s pool just for it, outside any explicit transaction)."""
-    dialect = engine.dialect
+def combined_insert(dialect: Dialect, writes: Sequence[tuple[Table, dict[str, Any]]]) -> tuple[str, tuple[Any, ...]]:
+    """One statement inserting every ``(table, row)`` in order (``$n`` parameters), and its arguments."""
     parts, widths, arguments = [], [], []
     for table, row in writes:
         text, parameters = compiled_insert(dialect, table, tuple(row))
@@ -61,7 +59,13 @@ async def execute_as_one_statement(engine: AsyncEngine, writes: Sequence[tuple[T
         for key, convert in parameters:
             value = row[key]
             arguments.append(value if convert is None else convert(value))
-    sql = _combined_text(tuple(parts), tuple(widths))
+    return _combined_text(tuple(parts), tuple(widths)), tuple(arguments)
+
+
+async def execute_as_one_statement(engine: AsyncEngine, writes: Sequence[tuple[Table, dict[str, Any]]]) -> None:
+    """Insert every ``(table, row)``, in order, as one statement on a connection of its own
+    (checked out of ``engine``'s pool just for it, outside any explicit transaction)."""
+    sql, arguments = combined_insert(engine.dialect, writes)
     pooled = await engine.raw_connection()
     healthy = False
     try:

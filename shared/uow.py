@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Self
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.context import child_traceparent, current_context
 from shared.db import PlatformTables
 from shared.domain import Aggregate
 from shared.events.base import CloudEvent, Event, make_envelope
-from shared.single_statement import compiled_insert, execute_as_one_statement
+from shared.single_statement import combined_insert, compiled_insert, execute_as_one_statement
 from shared.wakeup import wake, wake_outbox_relays
 
 # From this many events on, a commit writes its outbox rows with COPY (an import's chunk).
@@ -140,11 +140,16 @@ class UnitOfWork:
         self._pending_inserts.append((table, row))
 
     async def flush(self) -> None:
-        """Send the pending inserts now, in order."""
-        pending, self._pending_inserts = self._pending_inserts, []
-        for table, row in pending:
+        """Send the pending inserts now, in order, as one statement."""
+        await self._insert_in_transaction([])
+
+    async def _insert_in_transaction(self, more: list[tuple[Table, dict[str, Any]]]) -> None:
+        """The pending inserts and ``more``, in order, as one statement in the transaction."""
+        writes, self._pending_inserts = self._pending_inserts + more, []
+        if writes:
             self._statement_sent = True
-            await (await self._connected()).execute(insert(table), row)
+            connection = await self._connected()
+            await connection.exec_driver_sql(*combined_insert(connection.dialect, writes))
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -172,13 +177,15 @@ class UnitOfWork:
         return rows
 
     async def flush_outbox(self) -> None:
+        """Send the pending inserts and the events recorded so far (one statement, or COPY for
+        an import's hundreds of events)."""
         self.collect_events()
-        await self.flush()
-        if rows := self._outbox_rows():
-            if len(rows) >= COPY_FROM:
-                await self.copy_rows(self.tables.outbox, rows)
-            else:
-                await (await self.connect()).execute(insert(self.tables.outbox), rows)
+        rows = self._outbox_rows()
+        if len(rows) >= COPY_FROM:
+            await self.flush()
+            await self.copy_rows(self.tables.outbox, rows)
+        else:
+            await self._insert_in_transaction([(self.tables.outbox, row) for row in rows])
 
     async def copy_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """Insert many ``rows`` (the same keys in each; Python values of the columns' types) with

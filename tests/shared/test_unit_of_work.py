@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from sqlalchemy import exc, func, select
+from sqlalchemy import event, exc, func, select
 
 from services.orders.config import get_settings
 from services.orders.db import platform_tables
@@ -174,3 +174,30 @@ async def test_many_events_and_copied_rows_commit_or_roll_back_with_the_transact
     assert payload == '{"n": "7"}'
     envelopes = await clean_db.fetch("SELECT event_type, envelope::jsonb ->> 'subject' AS subject FROM orders.outbox")
     assert [(e["event_type"], e["subject"]) for e in envelopes] == [("survey.reminded.v1", "s-3")] * COPY_FROM
+
+
+async def test_after_a_read_the_inserts_and_events_go_as_one_statement(
+    uow_factory, clean_db: asyncpg.Connection
+) -> None:
+    """Inside an open transaction too, the pending rows and the outbox rows are one INSERT
+    round trip (then COMMIT), not one per row and one for the events."""
+    uow = uow_factory()
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    event.listen(uow.engine.sync_engine, "before_cursor_execute", record)
+    async with uow:
+        assert await uow.scalar(select(func.count()).select_from(TIMERS)) == 0
+        uow.insert_later(TIMERS, timer_row("x", note="数据"))
+        uow.insert_later(TIMERS, timer_row("y"))
+        uow.emit(an_event(), subject="s-5")
+        uow.emit(an_event(), subject="s-6")
+        await uow.commit()
+
+    inserts = [s for s in statements if "INSERT" in s]
+    assert len(inserts) == 1 and "orders.timers" in inserts[0] and "orders.outbox" in inserts[0]
+    rows = await clean_db.fetch("SELECT key, payload::text AS payload FROM orders.timers ORDER BY key")
+    assert [(r["key"], r["payload"]) for r in rows] == [("x", '{"note": "数据"}'), ("y", "{}")]
+    assert await clean_db.fetchval("SELECT count(*) FROM orders.outbox") == 2
