@@ -49,16 +49,33 @@ def _combined_text(parts: tuple[str, ...], widths: tuple[int, ...]) -> str:
     return "WITH " + ", ".join(f"w{i} AS ({cte})" for i, cte in enumerate(ctes)) + " " + last
 
 
+@functools.cache
+def _multi_row_text(single_row: str, width: int, rows: int) -> str:
+    """A one-row ``INSERT … VALUES (…)`` made into ``rows`` rows, parameters numbered on."""
+    head, _, values = single_row.partition(" VALUES ")
+    tuples = [_PARAMETER.sub(lambda m, o=i * width: f"${int(m.group(1)) + o}", values) for i in range(rows)]
+    return f"{head} VALUES {', '.join(tuples)}"
+
+
 def combined_insert(dialect: Dialect, writes: Sequence[tuple[Table, dict[str, Any]]]) -> tuple[str, tuple[Any, ...]]:
-    """One statement inserting every ``(table, row)`` in order (``$n`` parameters), and its arguments."""
-    parts, widths, arguments = [], [], []
+    """One statement inserting every ``(table, row)``, and its arguments.
+
+    The parts of a ``WITH`` run in no guaranteed order, so the rows of a table (with the same
+    columns) go in ONE multi-row ``VALUES`` part, which inserts them in order: identity ids and
+    history stay in the order the rows were recorded.
+    """
+    groups: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
     for table, row in writes:
-        text, parameters = compiled_insert(dialect, table, tuple(row))
-        parts.append(text)
-        widths.append(len(parameters))
-        for key, convert in parameters:
-            value = row[key]
-            arguments.append(value if convert is None else convert(value))
+        groups.setdefault((table, tuple(row)), []).append(row)
+    parts, widths, arguments = [], [], []
+    for (table, keys), rows in groups.items():
+        text, parameters = compiled_insert(dialect, table, keys)
+        parts.append(_multi_row_text(text, len(parameters), len(rows)) if len(rows) > 1 else text)
+        widths.append(len(parameters) * len(rows))
+        for row in rows:
+            for key, convert in parameters:
+                value = row[key]
+                arguments.append(value if convert is None else convert(value))
     return _combined_text(tuple(parts), tuple(widths)), tuple(arguments)
 
 

@@ -201,3 +201,21 @@ async def test_after_a_read_the_inserts_and_events_go_as_one_statement(
     rows = await clean_db.fetch("SELECT key, payload::text AS payload FROM orders.timers ORDER BY key")
     assert [(r["key"], r["payload"]) for r in rows] == [("x", '{"note": "数据"}'), ("y", "{}")]
     assert await clean_db.fetchval("SELECT count(*) FROM orders.outbox") == 2
+
+
+@pytest.mark.parametrize("after_a_read", [False, True])
+async def test_rows_of_a_table_keep_the_order_they_were_recorded_in(
+    uow_factory, clean_db: asyncpg.Connection, after_a_read: bool
+) -> None:
+    """The parts of one statement run in no guaranteed order: a table's rows (identity ids,
+    e.g. a history) must still get their ids in the order they were recorded."""
+    uow = uow_factory()
+    async with uow:
+        if after_a_read:
+            await uow.scalar(select(func.count()).select_from(TIMERS))
+        emitted = [uow.emit(an_event(), subject=f"s-{i}").id for i in range(5)]
+        uow.insert_later(TIMERS, timer_row("z"))
+        await uow.commit()
+
+    in_id_order = [r["event_id"] for r in await clean_db.fetch("SELECT event_id FROM orders.outbox ORDER BY id")]
+    assert [str(e) for e in in_id_order] == [str(e) for e in emitted]
