@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 
 from services.leads import handlers
-from services.leads.api.schemas import LeadFormPut, LeadFormRead, LeadSubmission, SubmissionReceipt
+from services.leads.api.schemas import LeadFormPut, LeadFormRead, LeadSubmission, SubmissionReceipt, attribution_of
 from services.leads.config import assignment_policy, load_grading_rules
-from services.leads.domain import Attribution, LeadSource
+from services.leads.domain import LeadSource
 from services.leads.domain.web_form import LeadForm
 from shared.api import SafeStr
 from shared.auth import ADMIN, MARKETING_DIRECTOR, Principal, require_roles
@@ -97,14 +97,7 @@ async def submit(
         email=body.email,
         region=body.region,
         industry=body.industry,
-        attribution=Attribution(
-            campaign=body.campaign,
-            utm_source=body.utm_source,
-            utm_medium=body.utm_medium,
-            utm_campaign=body.utm_campaign,
-            utm_term=body.utm_term,
-            utm_content=body.utm_content,
-        ),
+        attribution=attribution_of(body),
     )
     try:
         await handlers.submit_form(

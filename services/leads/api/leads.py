@@ -8,9 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.leads import handlers
-from services.leads.api.schemas import LeadCreate, LeadQualification, LeadRead, OwnerOverride, OwnershipConflictRead
+from services.leads.api.schemas import (
+    LeadCreate,
+    LeadQualification,
+    LeadRead,
+    OwnerOverride,
+    OwnershipConflictRead,
+    attribution_of,
+)
 from services.leads.config import LeadsSettings, assignment_policy, load_grading_rules
-from services.leads.domain import Attribution, Grade, Lead, LeadSource
+from services.leads.domain import Grade, Lead, LeadSource
 from shared.api import Instant, SafeStr
 from shared.auth import (
     ADMIN,
@@ -77,14 +84,7 @@ async def create_lead(
         uscc=body.uscc,
         region=body.region,
         industry=body.industry,
-        attribution=Attribution(
-            campaign=body.campaign,
-            utm_source=body.utm_source,
-            utm_medium=body.utm_medium,
-            utm_campaign=body.utm_campaign,
-            utm_term=body.utm_term,
-            utm_content=body.utm_content,
-        ),
+        attribution=attribution_of(body),
         budget=body.budget,
         currency=body.currency,
         decision_timeframe=body.decision_timeframe,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, model_validator
 
-from services.leads.domain import ActivityKind, DecisionTimeframe, LeadSource, NeedFit, RepStatus
+from services.leads.domain import ActivityKind, Attribution, DecisionTimeframe, LeadSource, NeedFit, RepStatus
 from services.leads.domain.behaviour import InteractionType
 from shared.api import ApiModel, ApiResponse, Currency, Instant, Money, SafeStr
 
@@ -307,3 +307,15 @@ class VisitReview(ApiModel):
 class VisitReport(ApiModel):
     outcome: Annotated[SafeStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
     notes: Annotated[SafeStr, StringConstraints(max_length=10_000)] | None = None
+
+
+def attribution_of(body: LeadCreate | LeadSubmission) -> Attribution:
+    """The campaign and UTM fields a lead was sent with (a rep's or a web form's)."""
+    return Attribution(
+        campaign=body.campaign,
+        utm_source=body.utm_source,
+        utm_medium=body.utm_medium,
+        utm_campaign=body.utm_campaign,
+        utm_term=body.utm_term,
+        utm_content=body.utm_content,
+    )
