@@ -1,7 +1,8 @@
 """Benchmark 3: the HTTP write path, ``POST /v1/contracts``, against a bare endpoint.
 
 Both servers are real uvicorn processes with 2 workers (``uvicorn[standard]``: uvloop,
-httptools), started side by side and loaded one after the other:
+httptools; each worker on its own ``SO_REUSEPORT`` listener, as ``make run`` starts them),
+started side by side and loaded one after the other:
 
 * ``services.contracts.main:create_app``: bearer-token auth, request validation, the draft
   handler's unit of work (contract row + ``contract.drafted`` in the outbox, one transaction);

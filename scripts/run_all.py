@@ -16,7 +16,7 @@
 Environment:
     SALESLINE_<NAME>_PORT   API port per service (e.g. SALESLINE_SERVICE_DESK_PORT=8004);
                             SALESLINE_GATEWAY_PORT for the nginx gateway (default 8000)
-    SALESLINE_API_WORKERS   uvicorn --workers per API (default 1)
+    SALESLINE_API_WORKERS   uvicorn --workers per API (default 1; python -m shared.serve)
     REPLICAS                N copies of every API (ports port + 100*i) and worker (default 1)
     SALESLINE_SERVICES      comma-separated subset to run (default: all)
     SALESLINE_READY_TIMEOUT seconds to wait for /readyz (default 60)
@@ -290,10 +290,9 @@ def gateway_children(python: Path, env: dict[str, str], logs: Path, replicas: in
 def build_children(env: dict[str, str], logs: Path) -> list[Child]:
     venv = Path(os.environ.get("VENV", ".venv"))
     venv = venv if venv.is_absolute() else ROOT / venv
-    python, uvicorn = venv / "bin" / "python", venv / "bin" / "uvicorn"
-    for exe in (python, uvicorn):
-        if not os.access(exe, os.X_OK):
-            sys.exit(f"run_all: {exe} not found: run `make install`")
+    python = venv / "bin" / "python"
+    if not os.access(python, os.X_OK):
+        sys.exit(f"run_all: {python} not found: run `make install`")
 
     app_tpl = os.environ.get("SALESLINE_RUN_APP", "services.{name}.main:create_app")
     worker_tpl = os.environ.get("SALESLINE_RUN_WORKER", "services.{name}.worker")
@@ -326,7 +325,9 @@ def build_children(env: dict[str, str], logs: Path) -> list[Child]:
         for i in range(replicas):
             suffix = f"-{i + 1}" if i else ""
             child_env = {**env, "SALESLINE_SERVICE": name, "SALESLINE_REPLICA": str(i)}
-            argv = [str(uvicorn), "--factory", app, "--host", "127.0.0.1", "--port", str(port + 100 * i)]
+            # uvicorn's command line; with --workers, each worker on its own SO_REUSEPORT listener.
+            argv = [str(python), "-m", "shared.serve", "--factory", app, "--host", "127.0.0.1"]
+            argv += ["--port", str(port + 100 * i)]
             if api_workers > 1:
                 argv += ["--workers", str(api_workers)]
             children.append(

@@ -99,7 +99,7 @@ def test_the_commands_are_the_ones_make_run_uses() -> None:
     app = _run_all_default("SALESLINE_RUN_APP").replace("{name}", "${2:?service}")
     worker = _run_all_default("SALESLINE_RUN_WORKER").replace("{name}", "${2:?service}")
     migrate = _run_all_default("SALESLINE_RUN_MIGRATE")
-    assert re.search(rf'api\)\s+exec uvicorn --factory "{re.escape(app)}"', entrypoint)
+    assert re.search(rf'api\)(.|\n)*?exec python -m shared.serve --factory "{re.escape(app)}"', entrypoint)
     assert re.search(rf'worker\)\s+exec python -m "{re.escape(worker)}"', entrypoint)
     assert re.search(rf"migrate\)(.|\n)*?exec python -m {re.escape(migrate)} \"\$@\"", entrypoint)
     for service in SERVICES:
