@@ -171,14 +171,16 @@ def _format_money(value: Decimal) -> str:
 def _money(*, signed: bool) -> Any:
     return Annotated[
         Decimal,
-        BeforeValidator(_parse_money if signed else _parse_non_negative_money),
-        # Backstop for Decimal values built in Python: finite, bounded, 2 decimal places.
+        # Backstop for Decimal values built in Python: finite, bounded, 2 decimal places. Before
+        # the BeforeValidator, so pydantic-core checks them natively (after it, pydantic ran
+        # them in Python: 16 calls per contract request).
         Field(
             ge=-MONEY_MAX if signed else Decimal(0),
             le=MONEY_MAX,
             max_digits=MONEY_PRECISION,
             decimal_places=MONEY_SCALE,
         ),
+        BeforeValidator(_parse_money if signed else _parse_non_negative_money),
         PlainSerializer(_format_money, return_type=str, when_used="json"),
         WithJsonSchema(
             {

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from services.contracts.domain.approval import ApprovalStep, StepStatus, deciding_level, route
@@ -146,7 +147,7 @@ class ContractLine:
     discount_pct: Decimal = Decimal(0)
     warranty_months: int = 0
 
-    @property
+    @cached_property  # a line is immutable; a contract's totals, document and event read it often
     def amount(self) -> Decimal:
         return money(self.quantity * self.unit_price * (HUNDRED - self.discount_pct) / HUNDRED)
 
