@@ -8,7 +8,9 @@ Services use SQLAlchemy Core through the unit of work: the ORM's per-row bookkee
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import pydantic_core
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -114,6 +116,12 @@ def service_metadata(schema: str) -> tuple[MetaData, PlatformTables]:
     return metadata, PlatformTables(outbox, inbox, timers, idempotency_keys)
 
 
+def json_text(value: Any) -> str:
+    """JSON and JSONB columns' serializer: pydantic-core's, in Rust (0.3-0.9 us per contract
+    column against json.dumps' 2-3.3 us; a contract request writes seven of them)."""
+    return pydantic_core.to_json(value).decode()
+
+
 def create_engine(settings: ServiceSettings, **kwargs) -> AsyncEngine:
     return create_async_engine(
         settings.database_url(),
@@ -122,6 +130,8 @@ def create_engine(settings: ServiceSettings, **kwargs) -> AsyncEngine:
         # opened and closed again under load, a new PostgreSQL backend each time (measured).
         max_overflow=0,
         pool_pre_ping=False,
+        json_serializer=json_text,
+        json_deserializer=pydantic_core.from_json,
         **kwargs,
     )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -83,11 +83,28 @@ async def execute_as_one_statement(engine: AsyncEngine, writes: Sequence[tuple[T
     """Insert every ``(table, row)``, in order, as one statement on a connection of its own
     (checked out of ``engine``'s pool just for it, outside any explicit transaction)."""
     sql, arguments = combined_insert(engine.dialect, writes)
+    await _on_pooled_connection(engine, sql, arguments, lambda connection: connection.execute(sql, *arguments))
+
+
+async def fetch_first_column(engine: AsyncEngine, sql: str, *arguments: Any) -> list[Any]:
+    """The first column of a statement's rows, run alone on a pooled connection outside any
+    transaction (e.g. ``nextval``, which no transaction undoes anyway)."""
+    rows = await _on_pooled_connection(engine, sql, arguments, lambda connection: connection.fetch(sql, *arguments))
+    return [row[0] for row in rows]
+
+
+async def _on_pooled_connection(
+    engine: AsyncEngine,
+    sql: str,
+    arguments: Sequence[Any],
+    run: Callable[[asyncpg.Connection], Awaitable[Any]],
+) -> Any:
     pooled = await engine.raw_connection()
     healthy = False
     try:
-        await pooled.driver_connection.execute(sql, *arguments)
+        result = await run(pooled.driver_connection)
         healthy = True
+        return result
     except asyncpg.IntegrityConstraintViolationError as error:
         healthy = True
         raise exc.IntegrityError(sql, arguments, error) from error
