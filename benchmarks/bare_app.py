@@ -18,6 +18,8 @@ from typing import Any
 import asyncpg
 from fastapi import Body, FastAPI, HTTPException, Request
 
+from shared.config import ServiceSettings
+
 CREATE_TABLE = """
     CREATE SCHEMA IF NOT EXISTS bench;
     CREATE TABLE IF NOT EXISTS bench.things (
@@ -30,8 +32,8 @@ CREATE_TABLE = """
 def create_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # As many connections per process as a service's engine (db_pool_size, default 10).
-        size = int(os.environ.get("SALESLINE_DB_POOL_SIZE", "10"))
+        # As many connections per process as a service's engine (db_pool_size).
+        size = int(os.environ.get("SALESLINE_DB_POOL_SIZE", ServiceSettings.model_fields["db_pool_size"].default))
         app.state.pool = await asyncpg.create_pool(os.environ["BENCH_BARE_DSN"], min_size=size, max_size=size)
         try:
             yield

@@ -271,13 +271,14 @@ pg_init() {
     have=$(cat "$PGDATA/PG_VERSION")
     want=$("$PGBIN/pg_ctl" --version | sed -E 's/^[^0-9]*([0-9]+).*/\1/')
     [[ "$have" == "$want" ]] || die "data in $PGDATA is PostgreSQL $have, binaries are $want: run 'make clean'"
-    # Rewritten on every start so port/socket changes apply. Many processes x pools => 300 conns.
+    # Rewritten on every start so port/socket changes apply. Many processes x pools (20 each,
+    # opened as needed; two API workers per service double the APIs') => 400 conns.
     cat >"$PGDATA/salesline.conf" <<EOF
 # written by scripts/infra.sh on every start
 listen_addresses = '127.0.0.1'
 port = $DB_PORT
 unix_socket_directories = '$PG_SOCK'
-max_connections = ${SALESLINE_PG_MAX_CONNECTIONS:-300}
+max_connections = ${SALESLINE_PG_MAX_CONNECTIONS:-400}
 EOF
     chown "$pguser:" "$PGDATA/salesline.conf"
 }
