@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     Numeric,
+    PrimaryKeyConstraint,
     Sequence,
     String,
     Table,
@@ -75,7 +76,7 @@ contracts = Table(
     Column("special_clauses", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("free_revisions", Integer, nullable=False, server_default=text("0")),
     Column("paid_service_included", Boolean, nullable=False, server_default=text("false")),
-    Column("opportunity_id", UUID(as_uuid=True), unique=True),  # one contract per won opportunity
+    Column("opportunity_id", UUID(as_uuid=True)),
     Column("quote_id", UUID(as_uuid=True)),
     utc_timestamp("activated_at"),
     utc_timestamp("ended_at"),
@@ -85,6 +86,13 @@ contracts = Table(
     Index("ix_contracts_status_created_at_id", "status", "created_at", "id"),
     Index("ix_contracts_owner_id_created_at_id", "owner_id", "created_at", "id"),
     Index("ix_contracts_customer_id", "customer_id"),
+    # One contract per won opportunity; hand-drafted contracts (no opportunity) add no entry.
+    Index(
+        "uq_contracts_opportunity_id",
+        "opportunity_id",
+        unique=True,
+        postgresql_where=text("opportunity_id IS NOT NULL"),
+    ),
 )
 
 signing_links = Table(
@@ -135,14 +143,15 @@ contract_archives = Table(
 contract_history = Table(
     "contract_history",
     metadata,
-    Column("id", BigInteger, Identity(), primary_key=True),  # the order things happened in
+    Column("id", BigInteger, Identity()),  # the order things happened in
     Column("contract_id", UUID(as_uuid=True), ForeignKey("contracts.contracts.id"), nullable=False),
     utc_timestamp("at", nullable=False),
     Column("action", Text, nullable=False),
     Column("actor", Text),
     Column("revision", Integer, nullable=False),
     Column("detail", JSONB, nullable=False),
-    Index("ix_contract_history_contract_id_id", "contract_id", "id"),
+    # The key is the index a contract's history is read by: one index entry per row, not two.
+    PrimaryKeyConstraint("contract_id", "id"),
 )
 
 LINES = json_codec(list[ContractLine])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
 from services.contracts.domain import Contract
 from services.contracts.domain.document import Document
@@ -25,10 +26,15 @@ TEMPLATES = Environment(
 )
 
 
+@functools.cache
+def _contract_template() -> Template:
+    return TEMPLATES.get_template(TEMPLATE)
+
+
 def render_contract(contract: Contract) -> str:
     """The document text of the contract's current terms and revision (no state, no timestamps
     but the drafting date), so rendering unchanged terms gives the same bytes and hash."""
-    return TEMPLATES.get_template(TEMPLATE).render(c=contract, supplier=SUPPLIER)
+    return _contract_template().render(c=contract, supplier=SUPPLIER)
 
 
 def next_document(contract: Contract, now: datetime) -> Document | None:
