@@ -41,6 +41,8 @@ class _HeldNumbers:
         loop = asyncio.get_running_loop()
         if self.refill is None or self.refill.done() or self.refill.get_loop() is not loop:
             self.refill = loop.create_task(self._fetch_block(engine), name=f"numbers {self.name}")
+            # Nobody may await an early fetch: a failed one is retried by the next take.
+            self.refill.add_done_callback(_retrieve_exception)
         return self.refill
 
     async def _fetch_block(self, engine: AsyncEngine) -> None:
@@ -53,8 +55,7 @@ class _HeldNumbers:
             await asyncio.shield(self._refill_started(engine))
         value = self.values.popleft()
         if len(self.values) < REFILL_BELOW:
-            refill = self._refill_started(engine)
-            refill.add_done_callback(_retrieve_exception)  # a failed early fetch is retried on demand
+            self._refill_started(engine)
         return value
 
 
