@@ -168,7 +168,7 @@ class Server:
     @classmethod
     def uvicorn(cls, name: str, factory: str, *, workers: int = 1) -> Server:
         port = free_port()
-        # What make run and the image start: uvicorn, each worker on its own SO_REUSEPORT listener.
+        # What make run and the image start: uvicorn, its supervisor dealing connections to the workers in turn.
         argv = [sys.executable, "-m", "shared.serve", "--factory", factory, "--host", "127.0.0.1", "--port", str(port)]
         argv += ["--workers", str(workers), "--no-access-log", "--log-level", "warning"]
         return cls(name, argv, port=port)

@@ -1,7 +1,7 @@
 """Benchmark 3: the HTTP write path, ``POST /v1/contracts``, against a bare endpoint.
 
 Both servers are real uvicorn processes with 2 workers (``uvicorn[standard]``: uvloop,
-httptools; each worker on its own ``SO_REUSEPORT`` listener, as ``make run`` starts them),
+httptools; connections dealt to the workers in turn, as ``make run`` starts them),
 started side by side and loaded one after the other:
 
 * ``services.contracts.main:create_app``: bearer-token auth, request validation, the draft

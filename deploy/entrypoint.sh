@@ -4,7 +4,7 @@ set -eu
 process=${1:?usage: api|worker SERVICE, or migrate [upgrade SERVICE]}
 case "$process" in
   api)
-    # uvicorn's command line; each of --workers on its own SO_REUSEPORT listener (shared/serve.py).
+    # uvicorn's command line; the supervisor deals connections to --workers in turn (shared/serve.py).
     exec python -m shared.serve --factory "services.${2:?service}.main:create_app" --host 0.0.0.0 --port "${PORT:-8000}" \
       --workers "${SALESLINE_API_WORKERS:-2}" --proxy-headers
     ;;

@@ -325,7 +325,7 @@ def build_children(env: dict[str, str], logs: Path) -> list[Child]:
         for i in range(replicas):
             suffix = f"-{i + 1}" if i else ""
             child_env = {**env, "SALESLINE_SERVICE": name, "SALESLINE_REPLICA": str(i)}
-            # uvicorn's command line; with --workers, each worker on its own SO_REUSEPORT listener.
+            # uvicorn's command line; with --workers, connections dealt to the workers in turn.
             argv = [str(python), "-m", "shared.serve", "--factory", app, "--host", "127.0.0.1"]
             argv += ["--port", str(port + 100 * i)]
             if api_workers > 1:
