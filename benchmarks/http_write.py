@@ -5,7 +5,8 @@ httptools; connections dealt to the workers in turn, as ``make run`` starts them
 started side by side and loaded one after the other:
 
 * ``services.contracts.main:create_app``: bearer-token auth, request validation, the draft
-  handler's unit of work (contract row + ``contract.drafted`` in the outbox, one transaction);
+  handler's unit of work (contract row, history, rendered document and ``contract.drafted`` in
+  the outbox: one statement, group-committed with the drafts of the same moment);
 * ``benchmarks.bare_app:create_app``: FastAPI parsing the same JSON and one raw asyncpg insert.
 
 The load generator is a separate process (``CONCURRENCY`` keep-alive connections, each sending

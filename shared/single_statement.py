@@ -7,12 +7,22 @@ which made up most of the write path's cost beyond the bare endpoint (measured, 
 Here each table's INSERT is compiled once by SQLAlchemy (so column types convert exactly as
 they do for every other statement) and the combined text is sent on the driver connection.
 PostgreSQL runs every data-modifying ``WITH`` part exactly once, whether or not it is read.
+
+Under load, :func:`insert_atomically` goes one step further (group commit): the insert-only
+units of work that reach their commit while the process's previous one is still at the server
+are sent together, as one statement. Each statement costs PostgreSQL a commit and the driver a
+round trip whatever its size, so a busy API pays them once per group instead of once per request.
+A group that fails (one unit's unique key taken, say) is sent again unit by unit, so every unit
+gets its own outcome, exactly as if it had been sent alone.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import functools
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -84,6 +94,104 @@ async def execute_as_one_statement(engine: AsyncEngine, writes: Sequence[tuple[T
     (checked out of ``engine``'s pool just for it, outside any explicit transaction)."""
     sql, arguments = combined_insert(engine.dialect, writes)
     await _on_pooled_connection(engine, sql, arguments, lambda connection: connection.execute(sql, *arguments))
+
+
+# A statement still at the server after this long (waiting for a lock, say) is left to finish on
+# its own and the next group goes: one stuck unit must not hold up every create of the process.
+STUCK_AFTER_SECONDS = 0.05
+# Rows sent together at most: a bound on the statement's parameters (the driver takes 32,767)
+# and on how long the first unit of a group waits for the others' rows to be written.
+GROUP_ROWS = 400
+
+Writes = Sequence[tuple[Table, dict[str, Any]]]
+
+
+async def insert_atomically(engine: AsyncEngine, writes: Writes) -> None:
+    """Insert every ``(table, row)`` of one unit of work, all or nothing; sent at once, or with
+    the units that arrive while this process's previous statement is in flight."""
+    loop = asyncio.get_running_loop()
+    group = _GROUPS.get(engine)
+    if group is None or group.loop is not loop:
+        group = _GROUPS[engine] = _GroupCommit(loop)
+    await group.insert(engine, writes)
+
+
+class _GroupCommit:
+    """One engine's insert-only commits on one event loop: one statement at the server at a
+    time (unless it is stuck), and every unit that arrived meanwhile goes in the next one."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop  # the engine is not kept: it is the key this group is weakly held by
+        self._waiting: collections.deque[tuple[Writes, asyncio.Future[None]]] = collections.deque()
+        self._sender: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def insert(self, engine: AsyncEngine, writes: Writes) -> None:
+        done = self.loop.create_future()
+        self._waiting.append((writes, done))
+        if self._sender is None:
+            self._sender = self.loop.create_task(self._send_all(engine))
+        await done  # cancelled before it is sent, the unit is left out (nothing written)
+
+    async def _send_all(self, engine: AsyncEngine) -> None:
+        try:
+            while self._waiting:
+                group = self._take_group()
+                if group:
+                    sending = self.loop.create_task(self._send(engine, group))
+                    self._sending.add(sending)
+                    sending.add_done_callback(self._sending.discard)
+                    await asyncio.wait({sending}, timeout=STUCK_AFTER_SECONDS)
+        finally:
+            self._sender = None
+            for _, done in self._waiting:  # only when this task itself was cancelled
+                done.cancel()
+
+    def _take_group(self) -> list[tuple[Writes, asyncio.Future[None]]]:
+        group, rows = [], 0
+        while self._waiting and (not group or rows + len(self._waiting[0][0]) <= GROUP_ROWS):
+            writes, done = self._waiting.popleft()
+            if not done.done():  # its request was cancelled while it waited
+                group.append((writes, done))
+                rows += len(writes)
+        return group
+
+    async def _send(self, engine: AsyncEngine, group: list[tuple[Writes, asyncio.Future[None]]]) -> None:
+        try:
+            await execute_as_one_statement(engine, [write for writes, _ in group for write in writes])
+        except Exception as error:  # noqa: BLE001 - whatever failed, each unit gets its own outcome
+            if len(group) == 1:
+                _settle(group[0][1], error)
+                return
+            # One unit's bad row fails the whole statement: each unit alone, for its own outcome.
+            for writes, done in group:
+                if done.done():
+                    continue
+                try:
+                    await execute_as_one_statement(engine, writes)
+                except Exception as unit_error:  # noqa: BLE001 - handed to its own request
+                    _settle(done, unit_error)
+                else:
+                    _settle(done, None)
+        except BaseException:
+            for _, done in group:
+                done.cancel()
+            raise
+        else:
+            for _, done in group:
+                _settle(done, None)
+
+
+def _settle(done: asyncio.Future[None], error: Exception | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+
+
+_GROUPS: weakref.WeakKeyDictionary[AsyncEngine, _GroupCommit] = weakref.WeakKeyDictionary()
 
 
 async def fetch_first_column(engine: AsyncEngine, sql: str, *arguments: Any) -> list[Any]:

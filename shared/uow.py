@@ -19,7 +19,7 @@ from shared.context import child_traceparent, current_context
 from shared.db import PlatformTables
 from shared.domain import Aggregate
 from shared.events.base import CloudEvent, Event, make_envelope
-from shared.single_statement import combined_insert, compiled_insert, execute_as_one_statement
+from shared.single_statement import combined_insert, compiled_insert, insert_atomically
 from shared.wakeup import wake, wake_outbox_relays
 
 # From this many events on, a commit writes its outbox rows with COPY (an import's chunk).
@@ -216,7 +216,7 @@ class UnitOfWork:
             writes = self._pending_inserts + [(self.tables.outbox, row) for row in self._outbox_rows()]
             self._pending_inserts = []
             if writes:
-                await execute_as_one_statement(self._engine, writes)
+                await insert_atomically(self._engine, writes)
         else:
             await self.flush_outbox()
             await (await self._connected()).commit()

@@ -18,12 +18,14 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, Numeric, Table, Te
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.orders.config import get_settings as orders_settings
+from services.orders.db import platform_tables
 from shared.api import MONEY_PRECISION, MONEY_SCALE, ApiModel, ApiResponse, Currency, Int64, Money, SafeStr
 from shared.auth import SALES_MANAGER, SALES_REP, Principal, current_principal, mint_token, require_roles
 from shared.concurrency import check_if_match, set_etag
 from shared.config import ServiceSettings
 from shared.context import current_context
-from shared.db import PlatformTables, service_metadata, utc_timestamp
+from shared.db import PlatformTables, create_engine, service_metadata, utc_timestamp
 from shared.errors import Problem, problem_responses
 from shared.http import create_service_app
 from shared.idempotency import IdempotentRoute
@@ -307,3 +309,14 @@ def widget_body(**overrides: Any) -> dict[str, Any]:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+@pytest.fixture
+async def uow_factory(clean_db: asyncpg.Connection) -> AsyncIterator:
+    """New units of work on the orders service's schema of a clean test database (the shared
+    library's tests borrow its platform tables), one engine for all."""
+    engine = create_engine(orders_settings())
+    try:
+        yield lambda: UnitOfWork(engine, platform_tables, "/salesline/orders")
+    finally:
+        await engine.dispose()

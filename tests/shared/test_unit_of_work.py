@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -17,15 +16,6 @@ from shared.events.catalog import SurveyReminded
 from shared.uow import COPY_FROM, UnitOfWork
 
 TIMERS = platform_tables.timers
-
-
-@pytest.fixture
-async def uow_factory(clean_db: asyncpg.Connection) -> AsyncIterator:
-    engine = create_engine(get_settings())
-    try:
-        yield lambda: UnitOfWork(engine, platform_tables, "/salesline/orders")
-    finally:
-        await engine.dispose()
 
 
 def timer_row(key: str, **payload: object) -> dict:
