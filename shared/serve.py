@@ -94,10 +94,10 @@ class ConnectionDealer:
             self._wake_writer.send(b"\0")
 
     def _run(self) -> None:
-        self.listener.listen(self.backlog)
-        self.listener.setblocking(False)
-        self._selector.register(self._wake_reader, selectors.EVENT_READ, self._take_added)
         try:
+            self.listener.listen(self.backlog)
+            self.listener.setblocking(False)
+            self._selector.register(self._wake_reader, selectors.EVENT_READ, self._take_added)
             while not self._stopping.is_set():
                 # With no worker ready, connections wait in the kernel's accept queue.
                 pause = self._resume_at - time.monotonic()
@@ -186,8 +186,7 @@ class ConnectionDealer:
         log.warning("no worker could take a connection; it is closed")
 
     def _close_all(self) -> None:
-        for channel in list(self._ready):
-            self._ready.remove(channel)
+        self._ready.clear()
         for key in list(self._selector.get_map().values()):
             if key.fileobj is not self.listener:
                 key.fileobj.close()  # type: ignore[union-attr]

@@ -94,10 +94,12 @@ def server():
 
 
 def gone(pid: int) -> bool:
-    """Exited (a zombie has closed its descriptors) or reaped."""
+    """Exited with every thread, so its descriptors are closed; or reaped. Not merely a zombie:
+    a killed process's main thread is one while its other threads still hold its descriptors
+    (its channel, which then still takes a connection that dies with it)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
+        return not any(os.listdir(f"/proc/{pid}/task/{tid}/fd") for tid in os.listdir(f"/proc/{pid}/task"))
+    except (FileNotFoundError, PermissionError):
         return True
 
 
