@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Table, exc, insert
+from sqlalchemy import ClauseElement, Table, exc, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
@@ -36,14 +36,25 @@ from sqlalchemy.util import greenlet_spawn
 _PARAMETER = re.compile(r"\$(\d+)")
 
 
-@functools.cache
-def compiled_insert(
-    dialect: Dialect, table: Table, keys: tuple[str, ...]
-) -> tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]]:
-    """The INSERT's text (``$1``… parameters) and, per parameter, its column key and converter."""
-    compiled = insert(table).inline().compile(dialect=dialect, column_keys=list(keys))  # inline: no RETURNING
+Parameters = tuple[tuple[str, Callable[[Any], Any] | None], ...]
+
+
+def compiled_text(dialect: Dialect, statement: ClauseElement, **options: Any) -> tuple[str, Parameters]:
+    """The statement's text for the driver (``$1``… parameters) and, per parameter, its name
+    and the converter of its type (JSON serialised, …), exactly as SQLAlchemy would send it."""
+    compiled = statement.compile(dialect=dialect, **options)
     processors = compiled._bind_processors
     return str(compiled), tuple((name, processors.get(name)) for name in compiled.positiontup or ())
+
+
+def driver_arguments(parameters: Parameters, values: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(values[name] if convert is None else convert(values[name]) for name, convert in parameters)
+
+
+@functools.cache
+def compiled_insert(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> tuple[str, Parameters]:
+    """The INSERT's text (``$1``… parameters) and, per parameter, its column key and converter."""
+    return compiled_text(dialect, insert(table).inline(), column_keys=list(keys))  # inline: no RETURNING
 
 
 @functools.cache
@@ -197,8 +208,13 @@ _GROUPS: weakref.WeakKeyDictionary[AsyncEngine, _GroupCommit] = weakref.WeakKeyD
 async def fetch_first_column(engine: AsyncEngine, sql: str, *arguments: Any) -> list[Any]:
     """The first column of a statement's rows, run alone on a pooled connection outside any
     transaction (e.g. ``nextval``, which no transaction undoes anyway)."""
-    rows = await _on_pooled_connection(engine, sql, arguments, lambda connection: connection.fetch(sql, *arguments))
-    return [row[0] for row in rows]
+    return [row[0] for row in await fetch_alone(engine, sql, *arguments)]
+
+
+async def fetch_alone(engine: AsyncEngine, sql: str, *arguments: Any) -> list[asyncpg.Record]:
+    """A statement's rows, run alone (autocommitted) on a pooled connection outside any
+    transaction: no SQLAlchemy execution around a statement compiled once (:func:`compiled_text`)."""
+    return await _on_pooled_connection(engine, sql, arguments, lambda connection: connection.fetch(sql, *arguments))
 
 
 async def _on_pooled_connection(
