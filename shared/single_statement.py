@@ -184,13 +184,14 @@ class _GroupCommit:
                     _settle(done, unit_error)
                 else:
                     _settle(done, None)
-        except BaseException:
-            for _, done in group:
-                done.cancel()
-            raise
         else:
             for _, done in group:
                 _settle(done, None)
+        finally:
+            # Only when the sending itself was cancelled (the loop closing), possibly between two
+            # units sent alone: no request may wait forever for an outcome nobody will set.
+            for _, done in group:
+                done.cancel()
 
 
 def _settle(done: asyncio.Future[None], error: Exception | None) -> None:
